@@ -1,0 +1,162 @@
+"""``pyvrrpd``: the daemon's command line, accepting keepalived's flags."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..config.load import default_config_path
+from ..config.render import render
+from . import configtest
+
+# keepalived --signum names and the signals it uses for them.
+SIGNUMS: dict[str, int] = {
+    "STOP": signal.SIGTERM,
+    "RELOAD": signal.SIGHUP,
+    "DATA": signal.SIGUSR1,
+    "STATS": signal.SIGUSR2,
+    "STATS_CLEAR": signal.SIGRTMIN + 3,
+    "JSON": signal.SIGRTMIN + 2,
+    "TDATA": signal.SIGRTMIN + 4,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: keepalived's flags plus pyvrrpd's own."""
+    p = argparse.ArgumentParser(
+        prog="pyvrrpd",
+        description="VRRP and IPVS load balancing daemon, a drop-in for keepalived.",
+    )
+    p.add_argument(
+        "--config",
+        "-f",
+        "--use-file",
+        dest="config",
+        metavar="FILE",
+        help="configuration file (default /etc/keepalived/keepalived.conf, "
+        "else /etc/pyvrrpd/pyvrrpd.yaml)",
+    )
+    p.add_argument(
+        "-t",
+        "--config-test",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="LOG_FILE",
+        help="check the configuration, print diagnostics and exit",
+    )
+    p.add_argument("-d", "--dump-conf", action="store_true", help="dump the parsed configuration")
+    p.add_argument(
+        "-i",
+        "--config-id",
+        metavar="ID",
+        help="config id for @ID lines (default: host name up to the first dot)",
+    )
+    p.add_argument(
+        "-n", "--dont-fork", action="store_true", help="run in the foreground (pyvrrpd always does)"
+    )
+    p.add_argument("-l", "--log-console", action="store_true", help="log to the console")
+    p.add_argument("-D", "--log-detail", action="store_true", help="detailed log messages")
+    p.add_argument("-G", "--no-syslog", action="store_true", help="do not log via syslog")
+    p.add_argument("-S", "--log-facility", metavar="N", help="syslog facility LOG_LOCAL[0-7]")
+    p.add_argument(
+        "-g",
+        "--log-file",
+        nargs="?",
+        const="/tmp/keepalived.log",
+        metavar="FILE",
+        help="also log to FILE",
+    )
+    p.add_argument("--flush-log-file", action="store_true", help="flush the log file on write")
+    p.add_argument("-P", "--vrrp", action="store_true", help="run only the VRRP side")
+    p.add_argument("-C", "--check", action="store_true", help="run only the health checkers")
+    p.add_argument("-B", "--no_bfd", action="store_true", help="do not run BFD (no-op)")
+    p.add_argument("--all", action="store_true", help="run all sides even without config")
+    p.add_argument("-p", "--pid", metavar="FILE", help="pid file of the main process")
+    p.add_argument("-r", "--vrrp_pid", metavar="FILE", help="pid file of the VRRP side")
+    p.add_argument("-c", "--checkers_pid", metavar="FILE", help="pid file of the checkers")
+    p.add_argument("-b", "--bfd_pid", metavar="FILE", help="pid file of BFD (unused)")
+    p.add_argument(
+        "-X", "--release-vips", action="store_true", help="drop VIPs on transition from a signal"
+    )
+    p.add_argument(
+        "-V",
+        "--dont-release-vrrp",
+        action="store_true",
+        help="do not remove VIPs and virtual routes on stop",
+    )
+    p.add_argument(
+        "-I",
+        "--dont-release-ipvs",
+        action="store_true",
+        help="do not remove the IPVS topology on stop",
+    )
+    p.add_argument("-R", "--dont-respawn", action="store_true", help="accepted (no children)")
+    p.add_argument("-x", "--snmp", action="store_true", help="SNMP subsystem (not supported)")
+    p.add_argument("-A", "--snmp-agent-socket", metavar="FILE", help="(not supported)")
+    p.add_argument("-u", "--umask", metavar="MASK", help="umask for created files")
+    p.add_argument("-s", "--namespace", metavar="NAME", help="network namespace (not supported)")
+    p.add_argument("-m", "--core-dump", action="store_true", help="accepted (no effect)")
+    p.add_argument(
+        "-M",
+        "--core-dump-pattern",
+        nargs="?",
+        const="core",
+        metavar="PATTERN",
+        help="accepted (no effect)",
+    )
+    p.add_argument(
+        "-a",
+        "--address-monitoring",
+        action="store_true",
+        help="log all address changes seen via netlink",
+    )
+    p.add_argument(
+        "--signum",
+        metavar="SIGFUNC",
+        help="print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR, JSON, TDATA",
+    )
+    p.add_argument("-v", "--version", action="store_true", help="print the version")
+    p.add_argument("--debug", nargs="?", const="", help="accepted (no effect)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pyvrrpd``."""
+    args = build_parser().parse_args(argv)
+    if args.version:
+        print(f"pyvrrpd {__version__} (keepalived-compatible command line)")
+        return 0
+    if args.signum:
+        num = SIGNUMS.get(args.signum.upper())
+        if num is None:
+            print(f"pyvrrpd: unknown signal function '{args.signum}'", file=sys.stderr)
+            return 1
+        print(int(num))
+        return 0
+    path = args.config or default_config_path()
+    if args.config_test is not None:
+        out = sys.stderr if args.config_test == "-" else open(args.config_test, "a")  # noqa: SIM115
+        try:
+            code, result = configtest.check(path, args.config_id, out=out)
+        finally:
+            if out is not sys.stderr:
+                out.close()
+        if result is not None and args.dump_conf:
+            sys.stdout.write(render(result.config, "keepalived"))
+        return code
+    code, result = configtest.check(path, args.config_id)
+    if result is None:
+        return code
+    if args.dump_conf:
+        sys.stdout.write(render(result.config, "keepalived"))
+    from ..runtime import run_daemon
+
+    return run_daemon(result, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

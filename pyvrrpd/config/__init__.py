@@ -1,0 +1,1 @@
+"""Configuration front end: keepalived.conf and YAML into one typed model."""

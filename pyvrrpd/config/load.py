@@ -1,0 +1,109 @@
+"""Load a configuration file (keepalived.conf or YAML) into the model with diagnostics."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .env import Environment
+from .errors import ConfigError, Diagnostic, Severity, SourceLoc, error
+from .model import Config
+from .schema import Ctx, build_block, iter_specs
+from .spec import ROOT
+from .tree import Node, parse_lines
+from .validate import validate
+
+KEEPALIVED_DEFAULT = "/etc/keepalived/keepalived.conf"
+PYVRRPD_DEFAULT = "/etc/pyvrrpd/pyvrrpd.yaml"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """A loaded configuration and everything said about it."""
+
+    config: Config
+    diagnostics: tuple[Diagnostic, ...]
+    files: tuple[str, ...]
+    syntax: str  # "keepalived" or "yaml"
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)
+
+
+def default_config_path() -> str:
+    """keepalived's default file, falling back to pyvrrpd's YAML default."""
+    if os.path.exists(KEEPALIVED_DEFAULT) or not os.path.exists(PYVRRPD_DEFAULT):
+        return KEEPALIVED_DEFAULT
+    return PYVRRPD_DEFAULT
+
+
+def detect_syntax(path: str, head: str) -> str:
+    """``yaml`` for .yaml/.yml files or YAML-looking content, else ``keepalived``."""
+    if path.endswith((".yaml", ".yml")):
+        return "yaml"
+    for raw in head.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        return "yaml" if line == "---" or (line.endswith(":") and " " not in line) else "keepalived"
+    return "keepalived"
+
+
+def build_config(nodes: Sequence[Node], ctx: Ctx) -> Config:
+    """Build the model from a statement tree (from either front end)."""
+    ctx.all_specs = {f"{s.name}#{id(s)}": s for s in iter_specs(ROOT)}
+    config = build_block(ROOT, None, nodes, ctx)
+    assert isinstance(config, Config)
+    return config
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    config_id: str | None = None,
+    env: Environment | None = None,
+    syntax: str | None = None,
+) -> LoadResult:
+    """Read, preprocess, parse, build and validate a configuration file.
+
+    Raises ConfigError only when no model can be built at all (unreadable file, broken
+    block structure, preprocessor errors); other problems come back as diagnostics.
+    """
+    path = os.fspath(path)
+    env = env or Environment()
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("utf-8", "replace")
+    except OSError as exc:
+        raise ConfigError(
+            error(
+                SourceLoc(path, 0),
+                f"cannot read configuration: {exc.strerror}",
+                "check the path given with -f/--config",
+                "unreadable",
+            )
+        ) from None
+    syntax = syntax or detect_syntax(path, head)
+    ctx = Ctx()
+    if syntax == "yaml":
+        from .yaml_front import yaml_to_nodes
+
+        nodes = yaml_to_nodes(Path(path).read_text("utf-8", "replace"), path, ROOT)
+        files: tuple[str, ...] = (path,)
+    else:
+        from .preprocess import preprocess_file
+
+        pre = preprocess_file(path, config_id=config_id)
+        ctx.diagnostics.extend(pre.warnings)
+        nodes = parse_lines((ln.text, ln.loc) for ln in pre.lines)
+        files = pre.files
+    config = build_config(nodes, ctx)
+    diags = [*ctx.diagnostics, *validate(config, env)]
+    return LoadResult(config, tuple(diags), files, syntax)
