@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .model_lvs import VirtualServer, VirtualServerGroup
+from .model_lvs import SslConfig, VirtualServer, VirtualServerGroup
 from .model_vrrp import (
     GarpGroup,
     GlobalDefs,
@@ -23,6 +23,7 @@ __all__ = [
     "Config",
     "GarpGroup",
     "GlobalDefs",
+    "SslConfig",
     "StaticAddress",
     "StaticRoute",
     "StaticRule",
@@ -52,6 +53,7 @@ class Config(Located):
     static_rules: tuple[StaticRule, ...] = ()
     virtual_servers: tuple[VirtualServer, ...] = ()
     virtual_server_groups: tuple[VirtualServerGroup, ...] = ()
+    ssl: SslConfig | None = None
 
     def instance(self, name: str) -> VrrpInstance | None:
         """The VRRP instance called ``name``, if any."""
