@@ -1,25 +1,98 @@
-"""Start the daemon's sides for a loaded configuration."""
+"""Run the daemon for a loaded configuration: logging, pid files, signals, the engines."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
 import sys
+from collections.abc import Iterator
 
 from .config.load import LoadResult
 
+log = logging.getLogger("pyvrrpd")
+
+DEFAULT_PID = "/run/pyvrrpd/pyvrrpd.pid"
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    """Log to stderr (systemd's journal, or the console with -l); -D adds detail."""
+    level = logging.DEBUG if getattr(args, "log_detail", False) else logging.INFO
+    fmt = "%(asctime)s %(name)s: %(message)s"
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if getattr(args, "log_file", None):
+        handlers.append(logging.FileHandler(args.log_file))
+    for h in handlers:
+        h.addFilter(_quiet_libraries)
+    logging.basicConfig(level=level, format=fmt, handlers=handlers, force=True)
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    """Drop libraries' chatter below WARNING (pyroute2 logs every netlink message)."""
+    if record.name.startswith(("pyroute2", "asyncio")):
+        return record.levelno >= logging.WARNING
+    return True
+
+
+@contextlib.contextmanager
+def pid_files(paths: list[str]) -> Iterator[None]:
+    """Write our pid to each file, and remove them on exit."""
+    written: list[str] = []
+    try:
+        for path in paths:
+            try:
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                with open(path, "w", encoding="ascii") as fh:
+                    fh.write(f"{os.getpid()}\n")
+                written.append(path)
+            except OSError as exc:
+                log.warning("cannot write pid file %s: %s", path, exc)
+        yield
+    finally:
+        for path in written:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+async def serve(result: LoadResult, args: argparse.Namespace) -> int:
+    """Run until SIGTERM/SIGINT, then leave cleanly (priority 0, VIPs removed)."""
+    from .net.linux import LinuxBackend
+    from .vrrp.engine import VrrpEngine
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    config = result.config
+    run_vrrp = not getattr(args, "check", False)
+    async with LinuxBackend() as net:
+        engine = VrrpEngine(config, net) if run_vrrp and config.vrrp_instances else None
+        if engine is not None:
+            await engine.start()
+            log.info("VRRP: %d instance(s) started", len(engine.instances))
+        if config.virtual_servers and not getattr(args, "vrrp", False):
+            log.warning(
+                "IPVS virtual servers are configured, but the IPVS/health-check side "
+                "is not in this build yet: they are not programmed"
+            )
+        await stop.wait()
+        log.info("Stopping")
+        if engine is not None:
+            await engine.stop()
+    return 0
+
 
 def run_daemon(result: LoadResult, args: argparse.Namespace) -> int:
-    """Run the daemon; until the VRRP and IPVS engines land this reports what it would run."""
-    cfg = result.config
-    print(
-        f"pyvrrpd: configuration {result.files[0]} loaded: "
-        f"{len(cfg.vrrp_instances)} VRRP instance(s), "
-        f"{len(cfg.virtual_servers)} virtual server(s)",
-        file=sys.stderr,
-    )
-    print(
-        "pyvrrpd: the VRRP and IPVS engines are not part of this build yet; "
-        "use -t to check a configuration",
-        file=sys.stderr,
-    )
-    return 4
+    """Run the daemon in the foreground; returns the exit code."""
+    setup_logging(args)
+    pids = [args.pid or DEFAULT_PID]
+    if getattr(args, "vrrp_pid", None):
+        pids.append(args.vrrp_pid)
+    if getattr(args, "checkers_pid", None):
+        pids.append(args.checkers_pid)
+    log.info("Starting pyvrrpd with %s", result.files[0] if result.files else "?")
+    with pid_files(pids):
+        return asyncio.run(serve(result, args))

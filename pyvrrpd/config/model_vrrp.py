@@ -78,6 +78,7 @@ class VrrpInstance(Located):
     check_unicast_src: bool = False
     old_unicast_checksum: str | None = None
     native_ipv6: bool = False
+    v3_checksum_as_v2: bool = False
     dont_track_primary: bool = False
     track_interfaces: tuple[TrackedObject, ...] = ()
     track_scripts: tuple[TrackedObject, ...] = ()

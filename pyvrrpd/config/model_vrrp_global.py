@@ -65,6 +65,7 @@ class GlobalDefs(Located):
     vrrp_higher_prio_send_advert: bool | None = None
     vrrp_version: int = 2
     vrrp_check_unicast_src: bool = False
+    v3_checksum_as_v2: bool = False
     vrrp_skip_check_adv_addr: bool = False
     vrrp_strict: bool = False
     vrrp_startup_delay: float | None = None

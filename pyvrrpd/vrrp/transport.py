@@ -138,20 +138,15 @@ def parse_ancillary(
     return dst, hop, ifindex
 
 
-def _pktinfo(opts: SocketOptions) -> list[tuple[int, int, bytes]]:
+def _pktinfo(opts: SocketOptions, src: IPAddress | None = None) -> list[tuple[int, int, bytes]]:
     """Ancillary data choosing the source address and interface of sent packets."""
-    if opts.src is None:
+    src = src if src is not None else opts.src
+    if src is None:
         return []
     if opts.family == socket.AF_INET6:
-        return [
-            (socket.IPPROTO_IPV6, _IPV6_PKTINFO, opts.src.packed + struct.pack("=I", opts.ifindex))
-        ]
+        return [(socket.IPPROTO_IPV6, _IPV6_PKTINFO, src.packed + struct.pack("=I", opts.ifindex))]
     return [
-        (
-            socket.IPPROTO_IP,
-            _IP_PKTINFO,
-            struct.pack("=i4s4s", opts.ifindex, opts.src.packed, b"\0" * 4),
-        )
+        (socket.IPPROTO_IP, _IP_PKTINFO, struct.pack("=i4s4s", opts.ifindex, src.packed, b"\0" * 4))
     ]
 
 
@@ -193,13 +188,17 @@ class VrrpTransport:
                 self.rx_errors += 1
                 log.exception("VRRP receive handler failed on %s", self.opts.ifname)
 
-    def send(self, payload: bytes, dst: IPAddress) -> bool:
-        """Send one VRRP message to ``dst``; False (and counted) when the kernel refuses."""
+    def send(self, payload: bytes, dst: IPAddress, src: IPAddress | None = None) -> bool:
+        """Send one VRRP message to ``dst`` (from ``src`` if given, else the socket's source).
+
+        Returns False (and counts it) when the kernel refuses.
+        """
+        anc = self._anc if src is None else _pktinfo(self.opts, src)
         try:
             if self.opts.family == socket.AF_INET6:
-                self.sock.sendmsg([payload], self._anc, 0, (str(dst), 0, 0, self.opts.ifindex))
+                self.sock.sendmsg([payload], anc, 0, (str(dst), 0, 0, self.opts.ifindex))
             else:
-                self.sock.sendmsg([payload], self._anc, 0, (str(dst), 0))
+                self.sock.sendmsg([payload], anc, 0, (str(dst), 0))
             return True
         except OSError as exc:
             self.tx_errors += 1
