@@ -124,7 +124,7 @@ class Capture:
 
     def packets(self) -> list[Any]:
         """The captured packets, decoded by scapy (each with ``.time``)."""
-        from scapy.utils import rdpcap
+        from scapy.all import rdpcap
 
         self.stop()
         return list(rdpcap(str(self.path)))
@@ -214,6 +214,10 @@ class Lab:
         subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
         self.namespaces.append(ns)
         self.ip("link", "set", "lo", "up", ns=ns)
+        # No duplicate address detection: link-local addresses are usable at once (a
+        # tentative link-local makes VRRPv3/IPv6 sends fail with EINVAL for ~2 s).
+        for scope in ("all", "default"):
+            self.exec(ns, ["sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0"], check=False)
 
     # -- building ------------------------------------------------------------------
 
