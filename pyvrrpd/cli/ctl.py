@@ -29,11 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("file", metavar="FILE")
     conv.add_argument("--to", choices=("yaml", "keepalived", "json"), required=True)
     conv.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+
+    sub.add_parser("genhash", help="MD5 digest of a URL, as keepalived's genhash", add_help=False)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pyvrrpctl``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["genhash"]:
+        from ..checks import genhash
+
+        return genhash.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "config":
         path = args.file or default_config_path()

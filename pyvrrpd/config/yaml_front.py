@@ -194,7 +194,7 @@ def nodes_to_data(nodes: Sequence[RNode], spec: BlockSpec) -> dict[str, Any]:
             data[key] = True
         else:
             one = kw.conv is not None and kw.conv.nargs == 1
-            value: Any = args[0] if one and args else _join(args)
+            value: Any = _scalar(args[0]) if one and args else _join(args)
             if kw.repeat or kw.mode is Mode.APPEND:
                 data.setdefault(key, []).append(value)
             else:
@@ -205,7 +205,16 @@ def nodes_to_data(nodes: Sequence[RNode], spec: BlockSpec) -> dict[str, Any]:
 def _join(args: Sequence[str]) -> Any:
     if any(not a or any(c.isspace() for c in a) for a in args):
         return list(args)
+    if len(args) == 1:
+        return _scalar(args[0])
     return " ".join(args)
+
+
+def _scalar(word: str) -> Any:
+    """A plain integer for digit strings (reads better in YAML), else the word."""
+    if word.isdigit() and (word == "0" or not word.startswith("0")):
+        return int(word)
+    return word
 
 
 def _plain(value: Any) -> Any:

@@ -78,10 +78,7 @@ def start_daemon(lab: Lab, host: Host, kind: str, conf_text: str) -> Daemon:
     conf = d / "keepalived.conf"
     conf.write_text(conf_text)
     log = d / "log"
-    if kind == "pyvrrpd":
-        cmd = [sys.executable, "-m", "pyvrrpd.cli.daemon"]
-    else:
-        cmd = ["keepalived"]
+    cmd = [sys.executable, "-m", "pyvrrpd.cli.daemon"] if kind == "pyvrrpd" else ["keepalived"]
     cmd += ["-n", "-l", "-D", "-G", "--vrrp", "-f", str(conf), "-p", str(d / "main.pid"),
             "-r", str(d / "vrrp.pid")]  # fmt: skip
     fh = open(log, "wb")  # noqa: SIM115 (closed with the process)
