@@ -396,6 +396,7 @@ class KernelIpvs:
         self._netns = netns
         self._sock: _IpvsSocket | None = None
         self.writes = 0
+        self.unmodelled: list[str] = []
 
     async def __aenter__(self) -> KernelIpvs:
         await self.open()
@@ -433,20 +434,34 @@ class KernelIpvs:
         return result
 
     async def dump(self) -> dict[ServiceKey, ServiceEntry]:
-        """The kernel's whole table, every attribute read from the raw netlink reply."""
+        """The kernel's whole table, every attribute read from the raw netlink reply.
+
+        Objects the model cannot hold (e.g. a protocol other than TCP/UDP/SCTP set by
+        another tool) are left out and described in `self.unmodelled`.
+        """
         state: dict[ServiceKey, ServiceEntry] = {}
+        self.unmodelled = []
         for msg in await self._request(CMD_GET_SERVICE, [], _DUMP):
             svc_nla = msg.get_attr("IPVS_CMD_ATTR_SERVICE")
             if svc_nla is None:
                 continue
-            service = _service_from(svc_nla)
+            try:
+                service = _service_from(svc_nla)
+            except (ValueError, KeyError, TypeError) as exc:
+                self.unmodelled.append(f"service {svc_nla.get('attrs')!r}: {exc}")
+                continue
             dests: dict[DestKey, Dest] = {}
             key_attrs = [_svc(_service_key_attrs(service.key))]
             for dmsg in await self._request(CMD_GET_DEST, key_attrs, _DUMP):
                 dest_nla = dmsg.get_attr("IPVS_CMD_ATTR_DEST")
-                if dest_nla is not None:
+                if dest_nla is None:
+                    continue
+                try:
                     dest = _dest_from(dest_nla, service.key.family)
-                    dests[dest.key] = dest
+                except (ValueError, KeyError, TypeError) as exc:
+                    self.unmodelled.append(f"destination of {service.key}: {exc}")
+                    continue
+                dests[dest.key] = dest
             state[service.key] = ServiceEntry(service, dests)
         return state
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..config.model import Config
 from ..net.backend import LinkWatch, NetBackend
+from .hooks import VrrpHooks
 from .instance import Group, VrrpInstance
 from .packet import IPAddress
 from .priority import TrackerKind
@@ -55,6 +56,7 @@ class VrrpEngine:
         self.drops: Counter[str] = Counter()  # drops not attributable to an instance
         self.groups: list[Group] = []
         self.tracker_table: TrackerTable | None = None
+        self.hooks: VrrpHooks | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._log_limit: dict[str, _RateLimit] = {}
 
@@ -111,6 +113,8 @@ class VrrpEngine:
             if i.name in self.instances
         }
         table = self.tracker_table = TrackerTable(base, trackers)
+        self.hooks = VrrpHooks(self.config, self._tracker_update)
+        await self.hooks.start(self.instances)
         ifnames = table.names(TrackerKind.INTERFACE)
         if ifnames:
             watch = self.net.watch_links()
@@ -120,7 +124,7 @@ class VrrpEngine:
                     up = (await self.net.get_link(ifname)).up
                 except Exception:
                     up = False
-                self._tracker_update(TrackerKind.INTERFACE, ifname, up)
+                table.update(TrackerKind.INTERFACE, ifname, up)
             self._tasks.append(asyncio.create_task(self._watch_links(watch, ifnames)))
         for name, result in table.results.items():
             if result.priority != base[name] or result.blocks_up:
@@ -182,3 +186,5 @@ class VrrpEngine:
                 await task
         for t in self.transports.values():
             t.close()
+        if self.hooks is not None:
+            await self.hooks.stop()

@@ -180,3 +180,54 @@ def test_gratuitous_arp_and_na_on_takeover(lab: Lab) -> None:
     nas = [p for p in pkts if p.haslayer("ICMPv6ND_NA") and p["ICMPv6ND_NA"].tgt == "fd00:77::100"]
     assert len(garps) >= 1 and len(nas) >= 1
     lab.stop(d.proc)
+
+
+def test_track_script_moves_master_and_notify_runs(lab: Lab) -> None:
+    flag = lab.tmpdir / "healthy"
+    flag.write_text("ok")
+    notes = lab.tmpdir / "notes"
+    notify = lab.tmpdir / "notify.sh"
+    notify.write_text(f'#!/bin/sh\necho "$@" >> {notes}\n')
+    notify.chmod(0o755)
+    script_block = (
+        f'vrrp_script chk {{\n    script "/usr/bin/test -e {flag}"\n    interval 0.2\n'
+        "    weight -60\n    fall 1\n    rise 1\n}\n"
+    )
+    track = f'track_script {{\n    chk\n}}\nnotify "{notify}"'
+    conf_a = script_block + instance_conf(priority=150, advert_int=0.1, version=3, extra=track)
+    conf_b = instance_conf(priority=100, advert_int=0.1, version=3)
+    a, b, da, db = pair(lab, conf_a, conf_b)
+    hosts = [a, b]
+    ip = "10.77.0.100"
+    assert wait_for(lambda: holders(lab, hosts, ip) == ["a"], 10) is not None, da.log_text()
+    assert wait_for(lambda: notes.exists() and "INSTANCE VI_1 MASTER" in notes.read_text(), 3)
+    flag.unlink()  # the script fails: a drops to 90, b (100) takes over
+    assert wait_for(lambda: holders(lab, hosts, ip) == ["b"], 5) is not None, da.log_text()
+    flag.write_text("ok")  # a is back at 150 and preempts
+    assert wait_for(lambda: holders(lab, hosts, ip) == ["a"], 5) is not None, da.log_text()
+    lab.stop(da.proc)
+    lab.stop(db.proc)
+    text = notes.read_text()
+    assert "INSTANCE VI_1 BACKUP 150" in text or "INSTANCE VI_1 BACKUP 90" in text
+    assert "INSTANCE VI_1 STOP" in text
+
+
+def test_sync_group_moves_together(lab: Lab) -> None:
+    def node(prio: int) -> str:
+        group = "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n"
+        return (group
+                + instance_conf("VI_1", vrid=51, priority=prio, advert_int=0.1, version=3)
+                + instance_conf("VI_2", vrid=52, priority=prio, advert_int=0.1, version=3,
+                                vip="10.77.0.101/24"))
+
+    a, b, da, db = pair(lab, node(150), node(100))
+    hosts = [a, b]
+
+    def both_on(name: str) -> bool:
+        return (holders(lab, hosts, "10.77.0.100") == [name]
+                and holders(lab, hosts, "10.77.0.101") == [name])
+
+    assert wait_for(lambda: both_on("a"), 10) is not None, da.log_text()
+    lab.stop(da.proc)
+    assert wait_for(lambda: both_on("b"), 3) is not None, db.log_text()
+    lab.stop(db.proc)

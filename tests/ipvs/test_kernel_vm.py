@@ -15,6 +15,7 @@ import platform
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -252,14 +253,14 @@ async def test_scheduler_add_and_edit(ipvs: KernelIpvs, scheduler: str) -> None:
     assert f"-A -t 10.0.0.9:443 -s {other}" in ipvsadm("-Sn")
 
 
-SERVICE_EDITS = [
+SERVICE_EDITS: list[tuple[str, dict[str, Any]]] = [
     ("scheduler", {"scheduler": "wrr"}),
     ("persistence on", {"flags": ServiceFlags.PERSISTENT, "timeout": 120}),
     ("granularity", {"flags": ServiceFlags.PERSISTENT, "timeout": 30, "netmask": 16}),
     ("pe sip", {"flags": ServiceFlags.PERSISTENT, "timeout": 30, "pe_name": "sip"}),
     ("ops", {"flags": ServiceFlags.ONEPACKET}),
 ]
-DEST_EDITS = [
+DEST_EDITS: list[tuple[str, dict[str, Any]]] = [
     ("fwd NAT to DR", {"fwd": FwdMethod.DR}),
     ("fwd NAT to TUN gue", {"fwd": FwdMethod.TUN, "tun_type": TunType.GUE, "tun_port": 6080}),
     ("weight 0", {"weight": 0}),

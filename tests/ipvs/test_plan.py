@@ -244,10 +244,10 @@ def test_plan_table(
 
 
 def test_each_edit_case_really_differs() -> None:
-    for name, edit in SERVICE_EDITS:
-        assert edit(S1) != S1, name
-    for name, edit in DEST_EDITS:
-        assert edit(DA) != DA, name
+    for name, sedit in SERVICE_EDITS:
+        assert sedit(S1) != S1, name
+    for name, dedit in DEST_EDITS:
+        assert dedit(DA) != DA, name
 
 
 def test_edit_carries_old_and_new() -> None:
