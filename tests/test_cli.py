@@ -31,8 +31,9 @@ def verdicts() -> list[tuple[str, int]]:
 @pytest.mark.skipif(not SAMPLES.exists(), reason="../shared/corpus is absent (a user's clone)")
 @pytest.mark.parametrize(("name", "expected"), verdicts() or [("none", 0)])
 def test_corpus_verdicts_match_keepalived(name: str, expected: int) -> None:
-    code, result = configtest.check(str(SAMPLES / name), "none", env=LO_ETH0,
-                                    out=open("/dev/null", "w"))  # noqa: SIM115
+    code, result = configtest.check(
+        str(SAMPLES / name), "none", env=LO_ETH0, out=open("/dev/null", "w")
+    )  # noqa: SIM115
     assert code == expected
     if expected == 5:
         assert result is not None and result.errors
@@ -42,10 +43,16 @@ def test_corpus_verdicts_match_keepalived(name: str, expected: int) -> None:
 
 def test_cli_config_test_reports_file_line_and_exit_code(tmp_path: Path) -> None:
     conf = tmp_path / "k.conf"
-    conf.write_text("vrrp_instance VI_1 {\n  interface lo\n  virtual_router_id 300\n"
-                    "  priorty 100\n  virtual_ipaddress {\n    10.1.1.1\n  }\n}\n")
-    res = subprocess.run([sys.executable, "-m", "pyvrrpd.cli.daemon", "-t", "-f", str(conf)],
-                         capture_output=True, text=True, check=False)
+    conf.write_text(
+        "vrrp_instance VI_1 {\n  interface lo\n  virtual_router_id 300\n"
+        "  priorty 100\n  virtual_ipaddress {\n    10.1.1.1\n  }\n}\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "pyvrrpd.cli.daemon", "-t", "-f", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert res.returncode == 5
     assert f"{conf}:3: error:" in res.stderr
     assert f"{conf}:4: error: unknown keyword 'priorty'" in res.stderr
@@ -64,8 +71,9 @@ def test_shipped_examples_are_valid(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", ETC, ids=[p.name for p in ETC])
-def test_convert_round_trip_same_json(path: Path, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_round_trip_same_json(
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert ctl.main(["config", "dump", "--format", "json", "-f", str(path)]) == 0
     original = json.loads(capsys.readouterr().out)
     yml = tmp_path / "c.yaml"
@@ -98,8 +106,30 @@ def test_signum_and_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_keepalived_flags_are_accepted() -> None:
     args = daemon.build_parser().parse_args(
-        ["-n", "-l", "-D", "-G", "-S", "3", "-P", "-i", "x", "-p", "/tmp/a", "-r", "/tmp/b",
-         "-c", "/tmp/c", "-X", "-V", "-I", "-R", "-x", "-f", "k.conf"]
+        [
+            "-n",
+            "-l",
+            "-D",
+            "-G",
+            "-S",
+            "3",
+            "-P",
+            "-i",
+            "x",
+            "-p",
+            "/tmp/a",
+            "-r",
+            "/tmp/b",
+            "-c",
+            "/tmp/c",
+            "-X",
+            "-V",
+            "-I",
+            "-R",
+            "-x",
+            "-f",
+            "k.conf",
+        ]
     )
     assert args.config == "k.conf" and args.vrrp and args.config_id == "x"
 

@@ -215,17 +215,21 @@ def test_track_script_moves_master_and_notify_runs(lab: Lab) -> None:
 def test_sync_group_moves_together(lab: Lab) -> None:
     def node(prio: int) -> str:
         group = "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n"
-        return (group
-                + instance_conf("VI_1", vrid=51, priority=prio, advert_int=0.1, version=3)
-                + instance_conf("VI_2", vrid=52, priority=prio, advert_int=0.1, version=3,
-                                vip="10.77.0.101/24"))
+        return (
+            group
+            + instance_conf("VI_1", vrid=51, priority=prio, advert_int=0.1, version=3)
+            + instance_conf(
+                "VI_2", vrid=52, priority=prio, advert_int=0.1, version=3, vip="10.77.0.101/24"
+            )
+        )
 
     a, b, da, db = pair(lab, node(150), node(100))
     hosts = [a, b]
 
     def both_on(name: str) -> bool:
-        return (holders(lab, hosts, "10.77.0.100") == [name]
-                and holders(lab, hosts, "10.77.0.101") == [name])
+        return holders(lab, hosts, "10.77.0.100") == [name] and holders(
+            lab, hosts, "10.77.0.101"
+        ) == [name]
 
     assert wait_for(lambda: both_on("a"), 10) is not None, da.log_text()
     lab.stop(da.proc)
