@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,9 +32,8 @@ def verdicts() -> list[tuple[str, int]]:
 @pytest.mark.skipif(not SAMPLES.exists(), reason="../shared/corpus is absent (a user's clone)")
 @pytest.mark.parametrize(("name", "expected"), verdicts() or [("none", 0)])
 def test_corpus_verdicts_match_keepalived(name: str, expected: int) -> None:
-    code, result = configtest.check(
-        str(SAMPLES / name), "none", env=LO_ETH0, out=open("/dev/null", "w")
-    )  # noqa: SIM115
+    with open(os.devnull, "w") as devnull:
+        code, result = configtest.check(str(SAMPLES / name), "none", env=LO_ETH0, out=devnull)
     assert code == expected
     if expected == 5:
         assert result is not None and result.errors
