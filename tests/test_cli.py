@@ -138,3 +138,43 @@ def test_dump_conf_prints_model(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert daemon.main(["-t", "-d", "-f", str(ETC[0])]) in (0, 5)
     out = capsys.readouterr().out
     assert "vrrp_instance" in out
+
+
+SCRIPTED = """vrrp_script chk {{
+  script "{script}"
+}}
+vrrp_instance VI_1 {{
+  interface lo
+  virtual_router_id 5
+  priority 100
+  track_script {{
+    chk weight -10
+  }}
+  virtual_ipaddress {{
+    10.1.1.1
+  }}
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("globals_", "script", "expected"),
+    [
+        ("", "/bin/true", 6),  # a script that exists, no script security: violation
+        ("", "/nonexistent/script", 0),  # keepalived only objects to scripts it finds
+        ("global_defs {\n  enable_script_security\n  script_user root\n}\n", "/bin/true", 0),
+    ],
+)
+def test_script_security_exit_codes(
+    tmp_path: Path, globals_: str, script: str, expected: int
+) -> None:
+    conf = tmp_path / "k.conf"
+    conf.write_text(globals_ + SCRIPTED.format(script=script))
+    with open(os.devnull, "w") as devnull:
+        code, _ = configtest.check(str(conf), "x", env=Environment(), out=devnull)
+    assert code == expected
+    if expected and __import__("shutil").which("keepalived"):
+        res = subprocess.run(
+            ["keepalived", "-t", "-f", str(conf)], capture_output=True, check=False
+        )
+        assert res.returncode == expected

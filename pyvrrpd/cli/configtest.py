@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import socket
 import sys
 from typing import TextIO
 
 from ..config.env import Environment
-from ..config.errors import ConfigError, Diagnostic, Severity
+from ..config.errors import ConfigError, Diagnostic, Severity, error
 from ..config.load import LoadResult, load_config
+from ..config.scripts_used import scripts_used
+from ..scripts import split_script
 
 # keepalived's exit codes (keepalived/include/main.h)
 EXIT_OK = 0
@@ -64,5 +68,46 @@ def check(
     except ConfigError as exc:
         report(exc.diagnostics, out)
         return EXIT_CONFIG, None
-    report(result.diagnostics, out)
-    return exit_code(result.diagnostics), result
+    diags = (*result.diagnostics, *security_violations(result))
+    report(diags, out)
+    return exit_code(diags), result
+
+
+def security_violations(result: LoadResult) -> list[Diagnostic]:
+    """keepalived's SECURITY VIOLATION: scripts present on this host would run without
+    ``enable_script_security`` (``-t`` then exits 6)."""
+    config = result.config
+    g = config.global_defs
+    if g.enable_script_security:
+        if g.script_user is None and scripts_used(config):
+            try:
+                pwd.getpwnam("keepalived_script")
+            except KeyError:
+                return [
+                    error(
+                        g.loc,
+                        "Unable to set default user keepalived_script for "
+                        "scripts: scripts would be removed",
+                        "set 'script_user USER' in global_defs or create the "
+                        "user keepalived_script",
+                        "script-user",
+                    )
+                ]
+        return []
+    out = []
+    for use in scripts_used(config):
+        try:
+            argv0 = split_script(use.command)[0]
+        except (ValueError, IndexError):
+            continue
+        if os.path.isfile(argv0) or (os.sep not in argv0 and shutil.which(argv0)):
+            out.append(
+                error(
+                    use.loc,
+                    f"SECURITY VIOLATION - {use.what} runs {argv0} but "
+                    "script_security is not enabled",
+                    "add 'enable_script_security' and 'script_user' to global_defs",
+                    SCRIPT_SECURITY,
+                )
+            )
+    return out
