@@ -12,7 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..config.model import Config
-from ..net.backend import LinkWatch, NetBackend
+from ..net.backend import LinkWatch, NetBackend, VmacSpec
+from ..net.frames import parse_mac
 from .hooks import VrrpHooks
 from .instance import Group, VrrpInstance
 from .packet import IPAddress
@@ -57,6 +58,8 @@ class VrrpEngine:
         self.groups: list[Group] = []
         self.tracker_table: TrackerTable | None = None
         self.hooks: VrrpHooks | None = None
+        self.vmacs: list[str] = []
+        self.send_only: list[VrrpTransport] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._log_limit: dict[str, _RateLimit] = {}
 
@@ -89,7 +92,10 @@ class VrrpEngine:
                     s.family,
                 )
                 continue
-            inst = VrrpInstance(s, self.net, self.transports[key], addr, loop)
+            sender = self.transports[key]
+            if s.vmac is not None:
+                sender = await self._open_vmac(s, loop) or sender
+            inst = VrrpInstance(s, self.net, sender, addr, loop)
             self.instances[s.name] = inst
             self.by_vrid[(key, s.vrid)] = inst
             own.setdefault(key, set()).add(inst.address)
@@ -104,6 +110,29 @@ class VrrpEngine:
         await self._start_tracking()
         for inst in self.instances.values():
             inst.start()
+
+    async def _open_vmac(
+        self, s: InstanceSettings, loop: asyncio.AbstractEventLoop
+    ) -> VrrpTransport | None:
+        """Create the instance's macvlan; adverts leave from it unless vmac_xmit_base."""
+        assert s.vmac is not None
+        try:
+            mac = parse_mac(s.vmac_mac) if s.vmac_mac else None
+            link = await self.net.create_vmac(
+                VmacSpec(parent=s.ifname, vrid=s.vrid, version=s.family, name=s.vmac, mac=mac)
+            )
+        except Exception as exc:
+            log.error("(%s) cannot create VMAC %s on %s: %s", s.name, s.vmac, s.ifname, exc)
+            return None
+        self.vmacs.append(s.vmac)
+        if s.vmac_xmit_base:
+            return None
+        af = socket.AF_INET if s.family == 4 else socket.AF_INET6
+        tx = VrrpTransport(
+            SocketOptions(af, s.vmac, link.index, None), lambda d: None, loop, receive=False
+        )
+        self.send_only.append(tx)
+        return tx
 
     async def _start_tracking(self) -> None:
         base = {n: i.settings.priority for n, i in self.instances.items()}
@@ -184,7 +213,12 @@ class VrrpEngine:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for t in self.transports.values():
+        for t in (*self.transports.values(), *self.send_only):
             t.close()
+        for name in self.vmacs:
+            try:
+                await self.net.delete_vmac(name)
+            except Exception as exc:
+                log.warning("cannot delete VMAC %s: %s", name, exc)
         if self.hooks is not None:
             await self.hooks.stop()

@@ -8,7 +8,7 @@ field missing from ``locs``), and this module applies the layering in one place.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config.model import Config, GlobalDefs, VrrpInstance
@@ -68,6 +68,9 @@ class InstanceSettings:
     notify_fault: str | None = None
     notify_stop: str | None = None
     notify: str | None = None
+    vmac: str | None = None  # macvlan interface name with use_vmac
+    vmac_mac: str | None = None
+    vmac_xmit_base: bool = False
 
     @property
     def unicast(self) -> bool:
@@ -180,6 +183,15 @@ def instance_settings(config: Config, inst: VrrpInstance) -> InstanceSettings:
     skip_adv = inst.skip_check_adv_addr
     if skip_adv is None:
         skip_adv = glob.vrrp_skip_check_adv_addr
+    vmac = None
+    if inst.use_vmac is not None:
+        vmac = inst.use_vmac.name or f"vrrp.{inst.virtual_router_id or 0}"
+    vip_dev = vmac or ifname
+
+    def vip_spec(v: VirtualAddress) -> AddressSpec:
+        spec = address_spec(v, vip_dev)
+        return replace(spec, dev=vip_dev) if vmac and spec.dev == ifname else spec
+
     return InstanceSettings(
         name=inst.name,
         ifname=ifname,
@@ -209,8 +221,8 @@ def instance_settings(config: Config, inst: VrrpInstance) -> InstanceSettings:
         ),
         garp_interval=float(glob.vrrp_garp_interval),
         gna_interval=float(glob.vrrp_gna_interval),
-        vips=tuple(address_spec(v, ifname) for v in inst.virtual_ipaddresses),
-        excluded_vips=tuple(address_spec(v, ifname) for v in inst.virtual_ipaddresses_excluded),
+        vips=tuple(vip_spec(v) for v in inst.virtual_ipaddresses),
+        excluded_vips=tuple(vip_spec(v) for v in inst.virtual_ipaddresses_excluded),
         src_ip=inst.source_ip,
         mcast_group=inst.multicast_group(glob),
         peers=peers,
@@ -225,4 +237,7 @@ def instance_settings(config: Config, inst: VrrpInstance) -> InstanceSettings:
         notify_fault=inst.notify_fault,
         notify_stop=inst.notify_stop,
         notify=inst.notify,
+        vmac=vmac,
+        vmac_mac=inst.use_vmac.mac if inst.use_vmac is not None else None,
+        vmac_xmit_base=inst.vmac_xmit_base,
     )

@@ -160,15 +160,21 @@ class VrrpTransport:
         opts: SocketOptions,
         on_datagram: Callable[[Datagram], None],
         loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        receive: bool = True,
     ) -> None:
         self.opts = opts
+        self.receive = receive
         self.on_datagram = on_datagram
         self.loop = loop or asyncio.get_running_loop()
         self.sock = open_socket(opts)
         self.rx_errors = 0
         self.tx_errors = 0
         self._anc = _pktinfo(opts)
-        self.loop.add_reader(self.sock.fileno(), self._readable)
+        if receive:
+            self.loop.add_reader(self.sock.fileno(), self._readable)
+        else:  # send-only (e.g. from a VMAC): never read, keep no receive buffer
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
 
     def _readable(self) -> None:
         for _ in range(256):  # bounded so one busy socket cannot starve the loop
@@ -208,6 +214,7 @@ class VrrpTransport:
     def close(self) -> None:
         """Stop reading and close the socket."""
         try:
-            self.loop.remove_reader(self.sock.fileno())
+            if self.receive:
+                self.loop.remove_reader(self.sock.fileno())
         finally:
             self.sock.close()

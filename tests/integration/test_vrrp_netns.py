@@ -235,3 +235,33 @@ def test_sync_group_moves_together(lab: Lab) -> None:
     lab.stop(da.proc)
     assert wait_for(lambda: both_on("b"), 3) is not None, db.log_text()
     lab.stop(db.proc)
+
+
+def test_use_vmac_master_owns_virtual_mac(lab: Lab) -> None:
+    client = lab.add_host("client", ("10.77.0.9/24",))
+    conf_a = instance_conf(priority=150, advert_int=0.1, version=3, extra="use_vmac")
+    conf_b = instance_conf(priority=100, advert_int=0.1, version=3, extra="use_vmac")
+    ip = "10.77.0.100"
+    vmac = "00:00:5e:00:01:33"
+    with lab.capture(client, "arp") as cap:
+        a, b, da, db = pair(lab, conf_a, conf_b)
+        hosts = [a, b]
+        assert wait_for(lambda: holders(lab, hosts, ip) == ["a"], 10) is not None
+        assert vmac in lab.ip("-o", "link", "show", "vrrp.51", ns=a)
+        assert f" {ip}/24" in lab.ip("-o", "addr", "show", "dev", "vrrp.51", ns=a)
+        lab.exec(client, ["ping", "-c", "1", "-W", "2", ip])  # answered via the VMAC
+    announced = [
+        p
+        for p in cap.packets()
+        if p.haslayer("ARP")
+        and p["ARP"].psrc == ip
+        and p["ARP"].op in (1, 2)
+        and p["ARP"].pdst in (ip, "10.77.0.9")
+        and (p["ARP"].op == 2 or p["ARP"].pdst == ip)
+    ]
+    assert announced, "no gratuitous ARP or ARP reply for the VIP"
+    assert {p["ARP"].hwsrc for p in announced} == {vmac}
+    lab.stop(da.proc)
+    assert wait_for(lambda: holders(lab, hosts, ip) == ["b"], 3) is not None, db.log_text()
+    assert "vrrp.51" not in lab.ip("-o", "link", "show", ns=a)  # removed on stop
+    lab.stop(db.proc)
