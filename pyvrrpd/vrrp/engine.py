@@ -81,6 +81,8 @@ class VrrpEngine:
             )
         own: dict[SocketKey, set[IPAddress]] = {}
         for s in self.settings:
+            for problem in s.problems:
+                log.error("(%s) %s: not applied", s.name, problem)
             key = (s.ifname, s.family)
             addr = s.src_ip or await self.net.primary_address(s.ifname, s.family)
             if addr is None:

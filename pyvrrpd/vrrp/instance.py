@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ..net.backend import AddressSpec, NetBackend
@@ -179,18 +180,24 @@ class VrrpInstance:
             log.info("(%s) Stopped", self.name)
 
     async def _set_vips(self, add: bool) -> None:
-        specs = (*self.settings.vips, *self.settings.excluded_vips)
-        for spec in specs:
+        """Install (or remove, in reverse order) addresses, then routes, then rules."""
+        s = self.settings
+        steps: list[tuple[str, object, Callable[[], Awaitable[None]]]] = []
+        for spec in (*s.vips, *s.excluded_vips):
+            op = self.net.add_address if add else self.net.remove_address
+            steps.append(("address", spec.address, functools.partial(op, spec)))
+        for route in s.routes:
+            rop = self.net.add_route if add else self.net.remove_route
+            steps.append(("route", route.dst or "default", functools.partial(rop, route)))
+        for rule in s.rules:
+            uop = self.net.add_rule if add else self.net.remove_rule
+            steps.append(("rule", rule, functools.partial(uop, rule)))
+        for what, obj, call in steps if add else reversed(steps):
             try:
-                if add:
-                    await self.net.add_address(spec)
-                else:
-                    await self.net.remove_address(spec)
+                await call()
             except Exception as exc:
                 verb = "add" if add else "remove"
-                log.error(
-                    "(%s) cannot %s %s on %s: %s", self.name, verb, spec.address, spec.dev, exc
-                )
+                log.error("(%s) cannot %s %s %s: %s", self.name, verb, what, obj, exc)
         self._vips_installed = add
 
     async def _announce(self, repeat: int) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 from ..config.model import Config, GlobalDefs, VrrpInstance
 from ..config.model_vrrp_items import AuthType as ConfAuthType
 from ..config.model_vrrp_items import VirtualAddress
-from ..net.backend import AddressSpec, Scope
+from ..net.backend import AddressSpec, RouteSpec, RuleSpec, Scope
 from .fsm_types import FsmConfig
 from .packet import AuthType, ChecksumForm, IPAddress
+from .routes import RouteError, route_spec, rule_spec
 from .rx_filter import PeerTtl, RxPolicy
 
 _SCOPES = {
@@ -71,6 +72,9 @@ class InstanceSettings:
     vmac: str | None = None  # macvlan interface name with use_vmac
     vmac_mac: str | None = None
     vmac_xmit_base: bool = False
+    routes: tuple[RouteSpec, ...] = ()
+    rules: tuple[RuleSpec, ...] = ()
+    problems: tuple[str, ...] = ()  # configured things that cannot be applied
 
     @property
     def unicast(self) -> bool:
@@ -192,6 +196,20 @@ def instance_settings(config: Config, inst: VrrpInstance) -> InstanceSettings:
         spec = address_spec(v, vip_dev)
         return replace(spec, dev=vip_dev) if vmac and spec.dev == ifname else spec
 
+    problems: list[str] = []
+    routes: list[RouteSpec] = []
+    for r in inst.virtual_routes:
+        try:
+            routes.append(route_spec(r, ifname))
+        except (RouteError, KeyError) as exc:
+            problems.append(f"virtual_routes line {r.loc}: {exc}")
+    rules: list[RuleSpec] = []
+    for rule in inst.virtual_rules:
+        try:
+            rules.append(rule_spec(rule))
+        except (RouteError, KeyError) as exc:
+            problems.append(f"virtual_rules line {rule.loc}: {exc}")
+
     return InstanceSettings(
         name=inst.name,
         ifname=ifname,
@@ -240,4 +258,7 @@ def instance_settings(config: Config, inst: VrrpInstance) -> InstanceSettings:
         vmac=vmac,
         vmac_mac=inst.use_vmac.mac if inst.use_vmac is not None else None,
         vmac_xmit_base=inst.vmac_xmit_base,
+        routes=tuple(routes),
+        rules=tuple(rules),
+        problems=tuple(problems),
     )

@@ -265,3 +265,29 @@ def test_use_vmac_master_owns_virtual_mac(lab: Lab) -> None:
     assert wait_for(lambda: holders(lab, hosts, ip) == ["b"], 3) is not None, db.log_text()
     assert "vrrp.51" not in lab.ip("-o", "link", "show", ns=a)  # removed on stop
     lab.stop(db.proc)
+
+
+def test_virtual_routes_and_rules_follow_master(lab: Lab) -> None:
+    extra = (
+        "virtual_routes {\n    10.99.0.0/24 via 10.77.0.254 dev eth0\n}\n"
+        "virtual_rules {\n    from 10.77.0.100 table 100 priority 100\n}"
+    )
+    conf_a = instance_conf(priority=150, advert_int=0.1, version=3, extra=extra)
+    conf_b = instance_conf(priority=100, advert_int=0.1, version=3, extra=extra)
+    a, b, da, db = pair(lab, conf_a, conf_b)
+    hosts = [a, b]
+    ip = "10.77.0.100"
+    assert wait_for(lambda: holders(lab, hosts, ip) == ["a"], 10) is not None, da.log_text()
+
+    def has_route(h: Host) -> bool:
+        return "10.99.0.0/24 via 10.77.0.254" in lab.ip("route", ns=h)
+
+    def has_rule(h: Host) -> bool:
+        return "from 10.77.0.100 lookup 100" in lab.ip("rule", ns=h)
+
+    assert wait_for(lambda: has_route(a) and has_rule(a), 2) is not None, da.log_text()
+    assert not has_route(b) and not has_rule(b)
+    lab.stop(da.proc)
+    assert wait_for(lambda: has_route(b) and has_rule(b), 3) is not None, db.log_text()
+    assert not has_route(a) and not has_rule(a)
+    lab.stop(db.proc)
