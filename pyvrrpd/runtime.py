@@ -10,12 +10,8 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from .config.load import LoadResult
-
-if TYPE_CHECKING:
-    from .balancer.engine import BalancerEngine
 
 log = logging.getLogger("pyvrrpd")
 
@@ -62,54 +58,34 @@ def pid_files(paths: list[str]) -> Iterator[None]:
 
 
 async def serve(result: LoadResult, args: argparse.Namespace) -> int:
-    """Run until SIGTERM/SIGINT, then leave cleanly (priority 0, VIPs removed)."""
+    """Run until SIGTERM/SIGINT, then leave cleanly (priority 0, VIPs removed).
+
+    SIGHUP reloads the configuration (a bad one is reported and changes nothing).
+    """
+    from .daemon import Daemon
     from .net.linux import LinuxBackend
-    from .vrrp.engine import VrrpEngine
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    config = result.config
-    run_vrrp = not getattr(args, "check", False)
-    run_lvs = not getattr(args, "vrrp", False) and bool(config.virtual_servers)
     async with LinuxBackend() as net, contextlib.AsyncExitStack() as stack:
-        balancer = await _start_balancer(result, args, stack) if run_lvs else None
-        engine = VrrpEngine(config, net) if run_vrrp and config.vrrp_instances else None
-        if engine is not None:
-            await engine.start()
-            log.info("VRRP: %d instance(s) started", len(engine.instances))
+        daemon = Daemon(result, args, net, stack)
+        reloading: list[asyncio.Task[object]] = []
+
+        def on_hup() -> None:
+            log.info("Reloading (SIGHUP)")
+            reloading.append(loop.create_task(daemon.reload()))
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        await daemon.start()
         await stop.wait()
         log.info("Stopping")
-        if engine is not None:
-            await engine.stop()
-        if balancer is not None:
-            await balancer.stop()
+        for task in reloading:
+            with contextlib.suppress(Exception):
+                await task
+        await daemon.stop()
     return 0
-
-
-async def _start_balancer(
-    result: LoadResult, args: argparse.Namespace, stack: contextlib.AsyncExitStack
-) -> BalancerEngine | None:
-    """Open the kernel's IPVS and start the health checks; None (logged) without IPVS."""
-    from .balancer.engine import BalancerEngine
-    from .ipvs.kernel import KernelIpvs
-
-    try:
-        ipvs = await stack.enter_async_context(KernelIpvs())
-    except Exception as exc:
-        log.error(
-            "IPVS: cannot open the kernel's IPVS (%s); is the ip_vs module available "
-            "(modprobe ip_vs)? Virtual servers are not programmed",
-            exc,
-        )
-        return None
-    balancer = BalancerEngine(
-        result.config, ipvs, release_on_stop=not getattr(args, "dont_release_ipvs", False)
-    )
-    await balancer.start()
-    log.info("IPVS: %d virtual server(s) programmed", len(balancer.states))
-    return balancer
 
 
 def run_daemon(result: LoadResult, args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""All VRRP instances of a configuration: sockets, demultiplexing, trackers, stop."""
+"""All VRRP instances of a configuration: sockets, demultiplexing, trackers, reload, stop."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from ..config.model import Config
 from ..net.backend import LinkWatch, NetBackend, VmacSpec
 from ..net.frames import parse_mac
 from .hooks import VrrpHooks
-from .instance import Group, VrrpInstance
+from .instance import Group, Solo, VrrpInstance
 from .packet import IPAddress
 from .priority import TrackerKind
+from .reload import InstanceView, VrrpReloadPlan, plan_reload
 from .rx_filter import Accepted, RxPolicy, inspect
 from .settings import InstanceSettings, instance_settings
 from .tracking import TrackerTable, follows_of
@@ -43,79 +44,120 @@ class _RateLimit:
         return False
 
 
+@dataclass
+class _Extras:
+    """Per-instance resources beside the instance itself."""
+
+    vmac: str | None = None
+    sender: VrrpTransport | None = None  # send-only socket on the VMAC
+
+
+def views(config: Config) -> dict[str, InstanceView]:
+    """Every instance's reload view: settings, trackers and sync group members."""
+    groups = {n: frozenset(g.group) for g in config.vrrp_sync_groups for n in g.group}
+    out = {}
+    for inst in config.vrrp_instances:
+        out[inst.name] = InstanceView(
+            instance_settings(config, inst),
+            tuple(follows_of(config, inst)),
+            groups.get(inst.name, frozenset()),
+        )
+    return out
+
+
 class VrrpEngine:
     """Runs every ``vrrp_instance`` of a configuration."""
 
     def __init__(self, config: Config, net: NetBackend) -> None:
         self.config = config
         self.net = net
-        self.settings = [instance_settings(config, i) for i in config.vrrp_instances]
+        self.views = views(config)
         self.instances: dict[str, VrrpInstance] = {}
+        self.extras: dict[str, _Extras] = {}
         self.transports: dict[SocketKey, VrrpTransport] = {}
         self.policies: dict[tuple[SocketKey, int], RxPolicy] = {}
         self.by_vrid: dict[tuple[SocketKey, int], VrrpInstance] = {}
         self.drops: Counter[str] = Counter()  # drops not attributable to an instance
-        self.groups: list[Group] = []
-        self.tracker_table: TrackerTable | None = None
+        self.groups: dict[str, Group] = {}
+        self.tracker_table = TrackerTable({}, {})
         self.hooks: VrrpHooks | None = None
-        self.vmacs: list[str] = []
-        self.send_only: list[VrrpTransport] = []
+        self._watch: LinkWatch | None = None
+        self._watched: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._log_limit: dict[str, _RateLimit] = {}
 
+    @property
+    def settings(self) -> list[InstanceSettings]:
+        return [v.settings for v in self.views.values()]
+
+    # ------------------------------------------------------------------ start
+
     async def start(self) -> None:
         """Open the sockets and start every instance (BACKUP, or MASTER for owners)."""
-        loop = asyncio.get_running_loop()
-        by_key: dict[SocketKey, list[InstanceSettings]] = {}
-        for s in self.settings:
-            by_key.setdefault((s.ifname, s.family), []).append(s)
-        for key, group in by_key.items():
-            ifname, family = key
-            link = await self.net.get_link(ifname)
-            mcast = next((s.mcast_group for s in group if not s.unicast), None)
-            opts = SocketOptions(
-                socket.AF_INET if family == 4 else socket.AF_INET6, ifname, link.index, mcast
-            )
-            self.transports[key] = VrrpTransport(
-                opts, functools.partial(self._on_datagram, key), loop
-            )
-        own: dict[SocketKey, set[IPAddress]] = {}
-        for s in self.settings:
-            for problem in s.problems:
-                log.error("(%s) %s: not applied", s.name, problem)
-            key = (s.ifname, s.family)
-            addr = s.src_ip or await self.net.primary_address(s.ifname, s.family)
-            if addr is None:
-                log.error(
-                    "(%s) interface %s has no IPv%d address to send adverts from; "
-                    "instance not started",
-                    s.name,
-                    s.ifname,
-                    s.family,
-                )
-                continue
-            sender = self.transports[key]
-            if s.vmac is not None:
-                sender = await self._open_vmac(s, loop) or sender
-            inst = VrrpInstance(s, self.net, sender, addr, loop)
-            self.instances[s.name] = inst
-            self.by_vrid[(key, s.vrid)] = inst
-            own.setdefault(key, set()).add(inst.address)
-        for s in self.settings:
-            key = (s.ifname, s.family)
-            if s.name in self.instances:
-                self.policies[(key, s.vrid)] = s.rx_policy(frozenset(own[key]))
-        for g in self.config.vrrp_sync_groups:
-            members = [self.instances[n] for n in g.group if n in self.instances]
-            if members:
-                self.groups.append(Group(g.name, members))
-        await self._start_tracking()
-        for inst in self.instances.values():
-            inst.start()
+        created = [await self._create(v.settings) for v in self.views.values()]
+        self._index()
+        self._build_groups(self.config)
+        await self._retrack(self.config, rebuild_hooks=True)
+        for inst in created:
+            if inst is not None:
+                inst.start()
 
-    async def _open_vmac(
-        self, s: InstanceSettings, loop: asyncio.AbstractEventLoop
-    ) -> VrrpTransport | None:
+    async def _transport(self, s: InstanceSettings) -> VrrpTransport:
+        key = (s.ifname, s.family)
+        if key in self.transports:
+            t = self.transports[key]
+            if s.unicast or t.opts.group is not None:
+                return t
+            t.close()  # a multicast instance joins an interface that had unicast only
+        link = await self.net.get_link(s.ifname)
+        group = None if s.unicast else s.mcast_group
+        if group is None:  # another instance on the interface may need the group
+            group = next(
+                (
+                    v.settings.mcast_group
+                    for v in self.views.values()
+                    if (v.settings.ifname, v.settings.family) == key and not v.settings.unicast
+                ),
+                None,
+            )
+        af = socket.AF_INET if s.family == 4 else socket.AF_INET6
+        t = VrrpTransport(
+            SocketOptions(af, s.ifname, link.index, group),
+            functools.partial(self._on_datagram, key),
+        )
+        self.transports[key] = t
+        return t
+
+    async def _create(self, s: InstanceSettings) -> VrrpInstance | None:
+        for problem in s.problems:
+            log.error("(%s) %s: not applied", s.name, problem)
+        try:
+            transport = await self._transport(s)
+            addr = s.src_ip or await self.net.primary_address(s.ifname, s.family)
+        except Exception as exc:
+            log.error(
+                "(%s) cannot use interface %s: %s; instance not started", s.name, s.ifname, exc
+            )
+            return None
+        if addr is None:
+            log.error(
+                "(%s) interface %s has no IPv%d address to send adverts from; instance not started",
+                s.name,
+                s.ifname,
+                s.family,
+            )
+            return None
+        extras = _Extras()
+        sender = transport
+        if s.vmac is not None:
+            extras = await self._open_vmac(s)
+            sender = extras.sender or transport
+        inst = VrrpInstance(s, self.net, sender, addr)
+        self.instances[s.name] = inst
+        self.extras[s.name] = extras
+        return inst
+
+    async def _open_vmac(self, s: InstanceSettings) -> _Extras:
         """Create the instance's macvlan; adverts leave from it unless vmac_xmit_base."""
         assert s.vmac is not None
         try:
@@ -125,45 +167,78 @@ class VrrpEngine:
             )
         except Exception as exc:
             log.error("(%s) cannot create VMAC %s on %s: %s", s.name, s.vmac, s.ifname, exc)
-            return None
-        self.vmacs.append(s.vmac)
+            return _Extras()
         if s.vmac_xmit_base:
-            return None
+            return _Extras(s.vmac)
         af = socket.AF_INET if s.family == 4 else socket.AF_INET6
         tx = VrrpTransport(
-            SocketOptions(af, s.vmac, link.index, None), lambda d: None, loop, receive=False
+            SocketOptions(af, s.vmac, link.index, None), lambda d: None, receive=False
         )
-        self.send_only.append(tx)
-        return tx
+        return _Extras(s.vmac, tx)
 
-    async def _start_tracking(self) -> None:
+    def _index(self) -> None:
+        """Receive policies and the VRID demultiplexing table from the running instances."""
+        own: dict[SocketKey, set[IPAddress]] = {}
+        for inst in self.instances.values():
+            own.setdefault((inst.settings.ifname, inst.settings.family), set()).add(inst.address)
+        self.policies = {}
+        self.by_vrid = {}
+        for inst in self.instances.values():
+            s = inst.settings
+            key = (s.ifname, s.family)
+            self.policies[(key, s.vrid)] = s.rx_policy(frozenset(own[key]))
+            self.by_vrid[(key, s.vrid)] = inst
+
+    def _build_groups(self, config: Config) -> None:
+        for g in config.vrrp_sync_groups:
+            if g.name in self.groups:
+                continue
+            members = [self.instances[n] for n in g.group if n in self.instances]
+            if members and all(m.fsm.state.value == "INIT" for m in members):
+                self.groups[g.name] = Group(g.name, members)
+
+    # --------------------------------------------------------------- tracking
+
+    async def _retrack(self, config: Config, rebuild_hooks: bool) -> None:
+        """(Re)build the tracker table, carrying known states over; start watchers."""
+        old = self.tracker_table
         base = {n: i.settings.priority for n, i in self.instances.items()}
-        trackers = {
-            i.name: follows_of(self.config, i)
-            for i in self.config.vrrp_instances
-            if i.name in self.instances
-        }
-        table = self.tracker_table = TrackerTable(base, trackers)
-        self.hooks = VrrpHooks(self.config, self._tracker_update)
-        await self.hooks.start(self.instances)
+        trackers = {n: list(self.views[n].trackers) for n in self.instances}
+        table = TrackerTable(base, trackers)
+        for ts in old.trackers.values():
+            for t in ts:
+                if t.up is not None or t.value is not None:
+                    table.update(t.kind, t.name, t.up, t.value)
+        self.tracker_table = table
+        if rebuild_hooks:
+            if self.hooks is not None:
+                await self.hooks.stop()
+            self.hooks = VrrpHooks(config, self._tracker_update)
+            await self.hooks.start(self.instances)
+        elif self.hooks is not None:
+            self.hooks.config = config
+            self.hooks.attach(self.instances)
         ifnames = table.names(TrackerKind.INTERFACE)
-        if ifnames:
-            watch = self.net.watch_links()
-            await watch.start()
-            for ifname in ifnames:
+        if ifnames - self._watched:
+            if self._watch is None:
+                self._watch = self.net.watch_links()
+                await self._watch.start()
+                self._tasks.append(asyncio.create_task(self._watch_links(self._watch)))
+            for ifname in ifnames - self._watched:
                 try:
                     up = (await self.net.get_link(ifname)).up
                 except Exception:
                     up = False
                 table.update(TrackerKind.INTERFACE, ifname, up)
-            self._tasks.append(asyncio.create_task(self._watch_links(watch, ifnames)))
+        self._watched = ifnames
         for name, result in table.results.items():
-            if result.priority != base[name] or result.blocks_up:
-                self.instances[name].set_priority(result.priority, result.blocks_up)
+            inst = self.instances[name]
+            if result.priority != inst.fsm.priority or result.blocks_up != inst.fsm.tracker_fault:
+                inst.set_priority(result.priority, result.blocks_up)
 
-    async def _watch_links(self, watch: LinkWatch, ifnames: set[str]) -> None:
+    async def _watch_links(self, watch: LinkWatch) -> None:
         async for ev in watch:
-            if ev.ifname in ifnames:
+            if ev.ifname in self._watched:
                 log.info("Netlink reports %s %s", ev.ifname, "UP" if ev.up else "DOWN")
                 self._tracker_update(TrackerKind.INTERFACE, ev.ifname, ev.up)
 
@@ -171,12 +246,12 @@ class VrrpEngine:
         self, kind: TrackerKind, name: str, up: bool | None = None, value: int | None = None
     ) -> None:
         """A tracked object changed: feed new effective priorities to instances."""
-        if self.tracker_table is None:
-            return
         for inst_name, result in self.tracker_table.update(kind, name, up, value):
             inst = self.instances.get(inst_name)
             if inst is not None:
                 inst.set_priority(result.priority, result.blocks_up)
+
+    # ---------------------------------------------------------------- receive
 
     def _on_datagram(self, key: SocketKey, dgram: Datagram) -> None:
         result = inspect(
@@ -204,23 +279,116 @@ class VrrpEngine:
                 result.detail,
             )
 
+    # ----------------------------------------------------------------- reload
+
+    async def reload(self, config: Config) -> VrrpReloadPlan:
+        """Apply a new configuration as a diff (see :mod:`pyvrrpd.vrrp.reload`)."""
+        new_views = views(config)
+        plan = plan_reload(self.views, new_views)
+        for name in (*plan.removed, *plan.restart):
+            await self._remove(name)
+        for name in plan.addresses:
+            await self.instances[name].update_addresses(new_views[name].settings)
+        for name in plan.priority:
+            self.instances[name].settings = new_views[name].settings
+        for name in plan.unchanged:
+            if name in self.instances:
+                self.instances[name].settings = new_views[name].settings
+        self.views = new_views
+        created = [await self._create(new_views[n].settings) for n in (*plan.restart, *plan.added)]
+        self._index()
+        self._build_groups(config)
+        hooks_changed = _hooks_config(self.config) != _hooks_config(config)
+        self.config = config
+        await self._retrack(config, rebuild_hooks=hooks_changed)
+        for inst in created:
+            if inst is not None:
+                inst.start()
+        self._close_unused_transports()
+        return plan
+
+    async def _remove(self, name: str) -> None:
+        inst = self.instances.pop(name, None)
+        extras = self.extras.pop(name, _Extras())
+        if inst is None:
+            return
+        await inst.stop()
+        inst.unit.close()
+        for gname, group in list(self.groups.items()):
+            if name in group.members:
+                group.close()
+                del self.groups[gname]
+                for other in group.members.values():
+                    if other.name in self.instances:
+                        other.unit = Solo(other)  # the group is being rebuilt
+        if extras.sender is not None:
+            extras.sender.close()
+        if extras.vmac is not None:
+            with contextlib.suppress(Exception):
+                await self.net.delete_vmac(extras.vmac)
+
+    def _close_unused_transports(self) -> None:
+        used = {(i.settings.ifname, i.settings.family) for i in self.instances.values()}
+        for key in list(self.transports):
+            if key not in used:
+                self.transports.pop(key).close()
+
+    # ------------------------------------------------------------------- stop
+
     async def stop(self) -> None:
         """Every instance leaves (priority 0 from masters, VIPs removed); sockets closed."""
         await asyncio.gather(*(i.stop() for i in self.instances.values()), return_exceptions=True)
-        for g in self.groups:
-            g.close()
         for i in self.instances.values():
             i.unit.close()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for t in (*self.transports.values(), *self.send_only):
+        if self._watch is not None:
+            with contextlib.suppress(Exception):
+                await self._watch.aclose()
+        for t in self.transports.values():
             t.close()
-        for name in self.vmacs:
-            try:
-                await self.net.delete_vmac(name)
-            except Exception as exc:
-                log.warning("cannot delete VMAC %s: %s", name, exc)
+        for extras in self.extras.values():
+            if extras.sender is not None:
+                extras.sender.close()
+            if extras.vmac is not None:
+                try:
+                    await self.net.delete_vmac(extras.vmac)
+                except Exception as exc:
+                    log.warning("cannot delete VMAC %s: %s", extras.vmac, exc)
         if self.hooks is not None:
             await self.hooks.stop()
+
+
+def _hooks_config(config: Config) -> tuple[object, ...]:
+    """The parts of a configuration that the trackers and notify scripts are built from."""
+    g = config.global_defs
+    return (
+        config.vrrp_scripts,
+        config.track_files,
+        config.track_processes,
+        tuple(
+            (
+                i.name,
+                i.notify,
+                i.notify_master,
+                i.notify_backup,
+                i.notify_fault,
+                i.notify_stop,
+                i.notify_deleted,
+                i.notify_master_rx_lower_pri,
+            )
+            for i in config.vrrp_instances
+        ),
+        tuple(
+            (s.name, s.notify, s.notify_master, s.notify_backup, s.notify_fault, s.notify_stop)
+            for s in config.vrrp_sync_groups
+        ),
+        g.enable_script_security,
+        g.script_user,
+        g.notify_fifo,
+        g.notify_fifo_script,
+        g.vrrp_notify_fifo,
+        g.vrrp_notify_fifo_script,
+    )

@@ -182,10 +182,16 @@ class VrrpHooks:
         if procs:
             self.processes = ProcessTracker(procs, self._process_changed)
             self.processes.start()
+        self.attach(instances)
+
+    def attach(self, instances: dict[str, VrrpInstance]) -> None:
+        """Listen to instances' and sync groups' state changes (each once)."""
+        self._notify_params(instances)
         for inst in instances.values():
-            inst.listeners.append(self._on_instance_action)
-        for unit in {id(i.unit): i.unit for i in instances.values()}.values():
-            unit.group_listeners.append(self._on_group_change)
+            if self._on_instance_action not in inst.listeners:
+                inst.listeners.append(self._on_instance_action)
+            if self._on_group_change not in inst.unit.group_listeners:
+                inst.unit.group_listeners.append(self._on_group_change)
 
     def _notify_params(self, instances: dict[str, VrrpInstance]) -> None:
         for i in self.config.vrrp_instances:

@@ -15,6 +15,7 @@ import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..net.backend import AddressSpec, NetBackend
@@ -48,6 +49,13 @@ StateListener = Callable[["VrrpInstance", Action], None]
 GroupListener = Callable[[GroupStateChanged], None]
 
 
+@dataclass(frozen=True, slots=True)
+class _NewSettings:
+    """Worker item: switch to reloaded settings (addresses changed in place)."""
+
+    settings: InstanceSettings
+
+
 class Sender(Protocol):
     """What the instance needs from a transport."""
 
@@ -74,7 +82,7 @@ class VrrpInstance:
         self.drops: Counter[str] = Counter()
         self.listeners: list[StateListener] = []
         self.unit: Unit = Solo(self)
-        self._queue: asyncio.Queue[Action | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[Action | _NewSettings | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._vips_installed = False
         self.tx_failures = 0
@@ -105,6 +113,10 @@ class VrrpInstance:
     def set_priority(self, priority: int, fault: bool) -> None:
         """New effective priority (and tracker fault) from the trackers."""
         self.feed(PriorityChanged(priority, fault))
+
+    async def update_addresses(self, settings: InstanceSettings) -> None:
+        """Reload: new VIPs/routes/rules; a master changes only the difference, in place."""
+        await self._queue.put(_NewSettings(settings))
 
     async def stop(self) -> None:
         """Leave: priority 0 advert when master, addresses removed, worker drained."""
@@ -153,6 +165,9 @@ class VrrpInstance:
             action = await self._queue.get()
             if action is None:
                 return
+            if isinstance(action, _NewSettings):
+                await self._swap_settings(action.settings)
+                continue
             try:
                 await self._do(action)
             except Exception:
@@ -199,6 +214,39 @@ class VrrpInstance:
                 verb = "add" if add else "remove"
                 log.error("(%s) cannot %s %s %s: %s", self.name, verb, what, obj, exc)
         self._vips_installed = add
+
+    async def _swap_settings(self, new: InstanceSettings) -> None:
+        old, self.settings = self.settings, new
+        if not self._vips_installed:
+            return
+        old_addr = (*old.vips, *old.excluded_vips)
+        new_addr = (*new.vips, *new.excluded_vips)
+        for rule in old.rules:
+            if rule not in new.rules:
+                await self._try("remove rule", rule, self.net.remove_rule(rule))
+        for route in old.routes:
+            if route not in new.routes:
+                await self._try("remove route", route.dst, self.net.remove_route(route))
+        for spec in old_addr:
+            if spec not in new_addr:
+                await self._try("remove address", spec.address, self.net.remove_address(spec))
+        added = [spec for spec in new_addr if spec not in old_addr]
+        for spec in added:
+            await self._try("add address", spec.address, self.net.add_address(spec))
+        for route in new.routes:
+            if route not in old.routes:
+                await self._try("add route", route.dst, self.net.add_route(route))
+        for rule in new.rules:
+            if rule not in old.rules:
+                await self._try("add rule", rule, self.net.add_rule(rule))
+        for spec in added:
+            await self._announce_one(spec)
+
+    async def _try(self, what: str, obj: object, call: Awaitable[None]) -> None:
+        try:
+            await call
+        except Exception as exc:
+            log.error("(%s) cannot %s %s: %s", self.name, what, obj, exc)
 
     async def _announce(self, repeat: int) -> None:
         s = self.settings

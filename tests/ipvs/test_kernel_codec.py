@@ -1,8 +1,9 @@
-"""KernelIpvs's netlink encoding, checked on the host without a kernel.
+"""The netlink encoding of writes (wire.py) and decoding of dumps (kernel.py), on the host.
 
-Each op is encoded to wire bytes, decoded back with the same message layout, and read
-with the dump decoder; the byte layouts the kernel expects (from ip_vs_ctl.c) are checked
-directly, including the pyroute2 traps (update = delete, IPv6 netmask, tun_port order).
+Each op is encoded by wire.py, decoded by pyroute2 with kernel.py's message layout and
+read back with the dump decoder; the byte layouts the kernel expects (from ip_vs_ctl.c)
+are checked directly, including the pyroute2 traps (update = delete, IPv6 netmask,
+tun_port byte order) and the ack parser.
 """
 
 from __future__ import annotations
@@ -14,19 +15,7 @@ from typing import Any
 
 import pytest
 
-from pyvrrpd.ipvs.kernel import (
-    CMD_DEL_DEST,
-    CMD_DEL_SERVICE,
-    CMD_NEW_DEST,
-    CMD_NEW_SERVICE,
-    CMD_SET_DEST,
-    CMD_SET_SERVICE,
-    _dest_from,
-    _IpvsMsg,
-    _msg,
-    _op_request,
-    _service_from,
-)
+from pyvrrpd.ipvs.kernel import _IpvsMsg
 from pyvrrpd.ipvs.model import (
     Dest,
     DestKey,
@@ -40,6 +29,18 @@ from pyvrrpd.ipvs.model import (
     TunType,
 )
 from pyvrrpd.ipvs.plan import AddDest, AddService, DelDest, DelService, EditDest, EditService, Op
+from pyvrrpd.ipvs.wire import (
+    CMD_DEL_DEST,
+    CMD_DEL_SERVICE,
+    CMD_NEW_DEST,
+    CMD_NEW_SERVICE,
+    CMD_SET_DEST,
+    CMD_SET_SERVICE,
+    decode_dest,
+    decode_service,
+    encode_op,
+    parse_acks,
+)
 
 V6 = Service(
     ServiceKey.of(Protocol.UDP, "2001:db8::1", 53),
@@ -64,16 +65,17 @@ GUE = Dest(
 )
 
 
+def wire(op: Op) -> bytes:
+    return encode_op(op, family_id=0x20, seq=77)
+
+
 def roundtrip(op: Op) -> tuple[int, Any]:
-    cmd, attrs, flags = _op_request(op)
-    msg = _msg(cmd, attrs)
-    msg["header"]["type"] = 0x20
-    msg["header"]["flags"] = flags
-    msg.encode()
-    back = _IpvsMsg(msg.data)
+    data = wire(op)
+    back = _IpvsMsg(data)
     back.decode()
-    assert back["cmd"] == cmd
-    return cmd, back
+    assert back["header"]["length"] == len(data)
+    assert (back["header"]["type"], back["header"]["sequence_number"]) == (0x20, 77)
+    return int(back["cmd"]), back
 
 
 def raw_attr(data: bytes, path: list[int]) -> bytes:
@@ -97,13 +99,45 @@ def raw_attr(data: bytes, path: list[int]) -> bytes:
 def test_service_round_trips(svc: Service) -> None:
     cmd, back = roundtrip(AddService(svc))
     assert cmd == CMD_NEW_SERVICE
-    assert _service_from(back.get_attr("IPVS_CMD_ATTR_SERVICE")) == svc
+    assert decode_service(wire(AddService(svc))[16:]) == svc
+    # pyroute2's generic decoder, independent of wire.py, reads the same values
+    a = dict(back.get_attr("IPVS_CMD_ATTR_SERVICE")["attrs"])
+    assert a["IPVS_SVC_ATTR_AF"] == svc.key.family
+    assert a["IPVS_SVC_ATTR_SCHED_NAME"] == svc.scheduler
+    assert a["IPVS_SVC_ATTR_FLAGS"] == {"flags": int(svc.flags), "mask": 0xFFFFFFFF}
+    assert a["IPVS_SVC_ATTR_TIMEOUT"] == svc.timeout
+    assert a.get("IPVS_SVC_ATTR_PE_NAME") == svc.pe_name
+    if svc.key.fwmark:
+        assert a["IPVS_SVC_ATTR_FWMARK"] == svc.key.fwmark
+        assert "IPVS_SVC_ATTR_PORT" not in a
+    else:
+        assert a["IPVS_SVC_ATTR_PORT"] == svc.key.port
+        assert a["IPVS_SVC_ATTR_PROTOCOL"] == svc.key.protocol
 
 
 def test_dest_round_trips() -> None:
     cmd, back = roundtrip(AddDest(V6.key, GUE))
     assert cmd == CMD_NEW_DEST
-    assert _dest_from(back.get_attr("IPVS_CMD_ATTR_DEST"), Family.INET6) == GUE
+    assert decode_dest(wire(AddDest(V6.key, GUE))[16:], Family.INET6) == GUE
+    a = dict(back.get_attr("IPVS_CMD_ATTR_DEST")["attrs"])
+    assert a["IPVS_DEST_ATTR_PORT"] == 8080
+    assert a["IPVS_DEST_ATTR_FWD_METHOD"] == FwdMethod.TUN
+    assert (a["IPVS_DEST_ATTR_WEIGHT"], a["IPVS_DEST_ATTR_U_THRESH"]) == (7, 100)
+    assert a["IPVS_DEST_ATTR_L_THRESH"] == 9
+    assert a["IPVS_DEST_ATTR_TUN_PORT"] == 0x1234
+    assert a["IPVS_DEST_ATTR_ADDR_FAMILY"] == Family.INET
+
+
+def test_decoders_reject_what_the_model_cannot_hold() -> None:
+    data = bytearray(wire(AddService(V4)))
+    # protocol attribute (u16 at a known spot) -> 51 (AH): not TCP/UDP/SCTP
+    proto = bytes(struct.pack("=HHH", 6, 2, Protocol.SCTP))
+    at = data.index(proto)
+    data[at + 4 : at + 6] = struct.pack("=H", 51)
+    with pytest.raises(ValueError):
+        decode_service(bytes(data[16:]))
+    with pytest.raises(ValueError):
+        decode_dest(wire(AddService(V4))[16:], Family.INET)
 
 
 def test_edit_sends_set_never_delete() -> None:
@@ -131,15 +165,6 @@ def test_every_field_is_sent_explicitly() -> None:
         "IPVS_DEST_ATTR_TUN_PORT",
         "IPVS_DEST_ATTR_TUN_FLAGS",
     }
-
-
-def wire(op: Op) -> bytes:
-    cmd, attrs, flags = _op_request(op)
-    msg = _msg(cmd, attrs)
-    msg["header"]["type"] = 0x20
-    msg["header"]["flags"] = flags
-    msg.encode()
-    return bytes(msg.data)
 
 
 def test_wire_layout_matches_the_kernel() -> None:
@@ -179,3 +204,13 @@ def test_ipv6_netmask_matches_the_documented_workaround() -> None:
     # docs/kernel-ipvs.md: pyroute2 needs netmask=inet_ntoa(pack("=I", 128)) == "128.0.0.0"
     full = wire(AddService(Service(ServiceKey.of(Protocol.TCP, "::1", 80))))
     assert raw_attr(full, [1, 9]) == bytes([128, 0, 0, 0])
+
+
+def test_parse_acks_reads_errors_and_acks() -> None:
+    def err(seq: int, code: int, pad: bytes = b"") -> bytes:
+        body = struct.pack("=i", -code) + struct.pack("=IHHII", 20, 0x20, 5, seq, 0) + pad
+        return struct.pack("=IHHII", 16 + len(body), 2, 0x100, seq, 1234) + body
+
+    data = err(5, 0) + err(6, 17, b"abc\0") + struct.pack("=IHHII", 16, 3, 0, 7, 0) + err(8, 3)
+    assert parse_acks(data) == [(5, 0), (6, 17), (8, 3)]
+    assert parse_acks(b"") == [] and parse_acks(b"\0" * 16) == []

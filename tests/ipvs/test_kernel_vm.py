@@ -421,3 +421,26 @@ async def test_sync_daemon_refused_with_mixed_family_dests(ipvs: KernelIpvs, vet
         await ipvs.start_daemon(SyncDaemon(SyncState.MASTER, veth, syncid=1))
     assert exc.value.errno == errno.EINVAL
     assert await ipvs.daemons() == []
+
+
+async def test_bulk_1000_services_x_10_dests(ipvs: KernelIpvs) -> None:
+    """11,000 objects: batched apply, raw dump, adoption; timings printed (not asserted)."""
+    import time
+
+    entries = []
+    for i in range(1000):
+        svc = Service(ServiceKey.of(Protocol.TCP, ipaddress.IPv4Address(0x0A00_0000 + i), 80))
+        base = 0x0B00_0000 + 16 * i
+        dests = [Dest(ipaddress.IPv4Address(base + j), 80, FwdMethod.NAT) for j in range(10)]
+        entries.append((svc, dests))
+    desired = make_state(*entries)
+    t0 = time.monotonic()
+    results = await ipvs.apply(plan(desired, await ipvs.dump()))
+    t1 = time.monotonic()
+    assert len(results) == 11_000 and all(r.ok for r in results)
+    dumped = await ipvs.dump()
+    t2 = time.monotonic()
+    assert dumped == desired
+    assert plan(desired, dumped, flush_unowned=True) == []
+    assert len(ipvsadm("-Sn").splitlines()) == 11_000
+    print(f"\napply 11000 objects: {t1 - t0:.2f}s; dump: {t2 - t1:.2f}s")
