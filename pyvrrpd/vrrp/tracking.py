@@ -7,10 +7,11 @@ instances whose effective priority or fault changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..config.model import Config, VrrpInstance
+from ..config.model_vrrp_items import TrackedObject, Weight
 from .priority import PriorityResult, TrackerKind, TrackerStatus, effective_priority
 
 
@@ -38,27 +39,27 @@ def follows_of(config: Config, inst: VrrpInstance) -> list[TrackerStatus]:
         out.append(
             TrackerStatus(t.name, TrackerKind.INTERFACE, None, t.weight or 0, bool(t.reverse))
         )
-    scripts = {s.name: s for s in config.vrrp_scripts}
-    for t in inst.track_scripts:
-        script = scripts.get(t.name)
-        base = script.weight if script is not None else None
-        weight = t.weight if t.weight is not None else (base.value if base else 0)
-        reverse = t.reverse if t.reverse is not None else (base.reverse if base else False)
-        out.append(TrackerStatus(t.name, TrackerKind.SCRIPT, None, weight, reverse))
-    files = {f.name: f for f in config.track_files}
-    for t in inst.track_files:
-        tf = files.get(t.name)
-        fbase = tf.weight if tf is not None else None
-        weight = t.weight if t.weight is not None else (fbase.value if fbase else 1)
-        reverse = t.reverse if t.reverse is not None else (fbase.reverse if fbase else False)
-        out.append(TrackerStatus(t.name, TrackerKind.FILE, None, weight, reverse))
-    procs = {p.name: p for p in config.track_processes}
-    for t in inst.track_processes:
-        tp = procs.get(t.name)
-        pbase = tp.weight if tp is not None else None
-        weight = t.weight if t.weight is not None else (pbase.value if pbase else 0)
-        reverse = t.reverse if t.reverse is not None else (pbase.reverse if pbase else False)
-        out.append(TrackerStatus(t.name, TrackerKind.PROCESS, None, weight, reverse))
+    kinds: list[tuple[TrackerKind, Sequence[TrackedObject], Mapping[str, Weight], int]] = [
+        (
+            TrackerKind.SCRIPT,
+            inst.track_scripts,
+            {s.name: s.weight for s in config.vrrp_scripts},
+            0,
+        ),
+        (TrackerKind.FILE, inst.track_files, {f.name: f.weight for f in config.track_files}, 1),
+        (
+            TrackerKind.PROCESS,
+            inst.track_processes,
+            {p.name: p.weight for p in config.track_processes},
+            0,
+        ),
+    ]
+    for kind, lines, weights, default in kinds:
+        for t in lines:
+            base = weights.get(t.name)
+            weight = t.weight if t.weight is not None else (base.value if base else default)
+            reverse = t.reverse if t.reverse is not None else (base.reverse if base else False)
+            out.append(TrackerStatus(t.name, kind, None, weight, reverse))
     return out
 
 
