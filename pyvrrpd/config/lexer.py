@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -25,31 +26,23 @@ class Token:
         return self.text == "}" and not self.quoted
 
 
+_TOKEN = re.compile(r'"([^"]*)"|([{}])|([^\s{}"]+)|(")')
+
+
 def tokenize_line(text: str, loc: SourceLoc) -> list[Token]:
     """Tokens of one line: words, quoted strings and braces (comments are already gone)."""
     tokens: list[Token] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-        elif ch in "{}":
-            tokens.append(Token(ch, loc))
-            i += 1
-        elif ch == '"':
-            end = text.find('"', i + 1)
-            if end < 0:
-                raise ConfigError(
-                    error(loc, "unterminated quoted string", "close the string with a double quote")
-                )
-            tokens.append(Token(text[i + 1 : end], loc, quoted=True))
-            i = end + 1
+    for quoted, brace, word, stray in _TOKEN.findall(text):
+        if word:
+            tokens.append(Token(word, loc))
+        elif brace:
+            tokens.append(Token(brace, loc))
+        elif stray:
+            raise ConfigError(
+                error(loc, "unterminated quoted string", "close the string with a double quote")
+            )
         else:
-            j = i
-            while j < n and not text[j].isspace() and text[j] not in '{}"':
-                j += 1
-            tokens.append(Token(text[i:j], loc))
-            i = j
+            tokens.append(Token(quoted, loc, quoted=True))
     return tokens
 
 
