@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -68,6 +69,7 @@ def uint(lo: int = 0, hi: int = UINT32_MAX, what: str | None = None) -> Conv[int
     return hinted(conv, f"give {conv.what}")
 
 
+@functools.cache
 def port() -> Conv[int]:
     """A TCP/UDP port (1-65535)."""
     return hinted(integer(1, 65535, "a port from 1 to 65535"), "give a port from 1 to 65535")

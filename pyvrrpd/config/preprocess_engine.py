@@ -403,6 +403,11 @@ class Engine:
         if words[0] == "include_check":
             self._set_include_check(words[1:])
         head, residue = split_brace(text)
+        if residue in ("{", "}"):  # a lone brace needs no further processing
+            head = head.strip()
+            if head:
+                self.output.append((head, loc))
+            head, residue = residue, ""
         if residue:
             self._push(_ListSource(((residue, loc),), None), loc)
         head = head.strip()

@@ -5,6 +5,8 @@ These work on one line of text at a time and know nothing about files or definit
 
 from __future__ import annotations
 
+import re
+
 BLANK = " \t"
 NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 NAME_CHARS = NAME_START | frozenset("0123456789")
@@ -15,6 +17,9 @@ def is_name(text: str) -> bool:
     return bool(text) and text[0] in NAME_START and all(c in NAME_CHARS for c in text)
 
 
+_SPECIAL = re.compile(r'["\\#!]')
+
+
 def decomment(line: str) -> tuple[str, bool]:
     """Strip comments and surrounding blanks from one line.
 
@@ -23,6 +28,8 @@ def decomment(line: str) -> tuple[str, bool]:
     the blanks before it removed) so that callers can see a continuation.
     Returns the text and whether a double quote was left open.
     """
+    if _SPECIAL.search(line) is None:  # the common case: nothing to interpret
+        return line.strip(BLANK), False
     text = line.lstrip(BLANK)
     out: list[str] = []
     quote = False
@@ -65,6 +72,9 @@ def split_brace(text: str) -> tuple[str, str]:
     pos = -1
     if text[:1] in ("{", "}"):
         pos = 0
+    elif '"' not in text:  # no quotes: the first brace is where it is
+        found = [p for p in (text.find("{"), text.find("}")) if p >= 0]
+        pos = min(found) if found else -1
     else:
         i = 0
         n = len(text)

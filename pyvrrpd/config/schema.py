@@ -75,11 +75,15 @@ class BlockSpec:
     doc: str = ""
 
     def table(self) -> dict[str, Kw]:
-        out: dict[str, Kw] = {}
-        for kw in self.keywords:
-            for name in kw.names():
-                out[name] = kw
+        """Keyword (and alias) to entry; built once per spec."""
+        out = _TABLES.get(id(self))
+        if out is None:
+            out = {name: kw for kw in self.keywords for name in kw.names()}
+            _TABLES[id(self)] = out
         return out
+
+
+_TABLES: dict[int, dict[str, Kw]] = {}  # specs are module constants: id() is stable
 
 
 @dataclass

@@ -58,6 +58,16 @@ class _Builder:
         self.stack[-1][1].append(Node(head[0].text, tuple(head[1:]), tuple(children), head[0].loc))
 
     def line(self, toks: list[Token]) -> None:
+        if len(toks) == 1 and toks[0].is_close:  # the common lone "}"
+            self.close(toks[0])
+            return
+        if not any(t.text in "{}" and not t.quoted for t in toks):  # a plain statement
+            self.flush()
+            self.pending = toks
+            return
+        self._line(toks)
+
+    def _line(self, toks: list[Token]) -> None:
         # A line that starts with '{' opens a block for the pending statement.
         if not toks[0].is_open:
             self.flush()
