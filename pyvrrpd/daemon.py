@@ -13,9 +13,11 @@ from typing import Any
 from .cli.configtest import default_config_id, host_environment, security_violations
 from .config.errors import ConfigError, Diagnostic, Severity
 from .config.load import LoadResult, load_config
+from .drain import Drainer, DrainingIpvs, Drains
 from .net.backend import NetBackend
-from .vrrp.engine import VrrpEngine
-from .vrrp.reload import VrrpReloadPlan
+from .release import StateRecorder
+from .vrrp.engine import VrrpEngine, views
+from .vrrp.reload import VrrpReloadPlan, plan_reload
 
 log = logging.getLogger("pyvrrpd")
 
@@ -29,6 +31,7 @@ class ReloadOutcome:
     vrrp: VrrpReloadPlan | None = None
     ipvs_writes: int = 0
     message: str = ""
+    ipvs_ops: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         plan = self.vrrp
@@ -43,6 +46,7 @@ class ReloadOutcome:
                 for k in ("unchanged", "addresses", "priority", "restart", "removed", "added")
             },
             "ipvs_writes": self.ipvs_writes,
+            "ipvs_ops": list(self.ipvs_ops),
         }
 
 
@@ -57,9 +61,13 @@ class Daemon:
     vrrp: VrrpEngine | None = None
     balancer: Any = None  # BalancerEngine (imported lazily: checkers pull in more modules)
     ipvs: Any = None  # KernelIpvs, opened on first use
+    proxy: DrainingIpvs | None = None  # what the balancer writes through
     ipvs_tried: bool = False
     started: float = field(default_factory=time.time)
     reloads: int = 0
+    drains: Drains = field(default_factory=Drains)
+    drainer: Drainer | None = None
+    recorder: StateRecorder | None = None
 
     @property
     def run_vrrp(self) -> bool:
@@ -78,9 +86,10 @@ class Daemon:
             self.vrrp = VrrpEngine(config, self.net)
             await self.vrrp.start()
             log.info("VRRP: %d instance(s) started", len(self.vrrp.instances))
+        if self.recorder is not None:
+            self.recorder.attach(self.vrrp)
 
-    async def _start_balancer(self, config: Any, previously_owned: Any) -> Any:
-        from .balancer.engine import BalancerEngine
+    async def _open_ipvs(self) -> Any:
         from .ipvs.kernel import KernelIpvs
 
         if not self.ipvs_tried:
@@ -93,11 +102,18 @@ class Daemon:
                     "available (modprobe ip_vs)? Virtual servers are not programmed",
                     exc,
                 )
-        if self.ipvs is None:
+        if self.ipvs is not None and (self.proxy is None or self.proxy.inner is not self.ipvs):
+            self.proxy = DrainingIpvs(self.ipvs, self.drains)
+        return self.ipvs
+
+    async def _start_balancer(self, config: Any, previously_owned: Any) -> Any:
+        from .balancer.engine import BalancerEngine
+
+        if await self._open_ipvs() is None or self.proxy is None:
             return None
         balancer = BalancerEngine(
             config,
-            self.ipvs,
+            self.proxy,
             release_on_stop=not getattr(self.args, "dont_release_ipvs", False),
             previously_owned=previously_owned,
         )
@@ -105,9 +121,8 @@ class Daemon:
         log.info("IPVS: %d virtual server(s) programmed", len(balancer.states))
         return balancer
 
-    async def reload(self, path: str | None = None) -> ReloadOutcome:
-        """Load the configuration again and apply the difference; a bad one changes nothing."""
-        path = path or (self.result.files[0] if self.result.files else "")
+    def _load(self, path: str, verb: str = "reload") -> LoadResult | ReloadOutcome:
+        """A configuration file, or the outcome refusing it."""
         try:
             new = load_config(
                 path,
@@ -116,8 +131,8 @@ class Daemon:
             )
         except ConfigError as exc:
             for d in exc.diagnostics:
-                log.error("reload: %s", d.format())
-            log.error("reload: %s cannot be read; running configuration kept", path)
+                log.error("%s: %s", verb, d.format())
+            log.error("%s: %s cannot be read; running configuration kept", verb, path)
             return ReloadOutcome(
                 False,
                 tuple(exc.diagnostics),
@@ -127,13 +142,25 @@ class Daemon:
         errors = [d for d in diags if d.severity is Severity.ERROR]
         if errors:
             for d in errors:
-                log.error("reload: %s", d.format())
-            log.error("reload: %d error(s) in %s; running configuration kept", len(errors), path)
+                log.error("%s: %s", verb, d.format())
+            log.error("%s: %d error(s) in %s; running configuration kept", verb, len(errors), path)
             return ReloadOutcome(
                 False,
                 tuple(diags),
                 message=f"{len(errors)} error(s) in {path}; running configuration kept",
             )
+        return new
+
+    def _path(self, path: str | None) -> str:
+        return path or (self.result.files[0] if self.result.files else "")
+
+    async def reload(self, path: str | None = None) -> ReloadOutcome:
+        """Load the configuration again and apply the difference; a bad one changes nothing."""
+        path = self._path(path)
+        new = self._load(path)
+        if isinstance(new, ReloadOutcome):
+            return new
+        diags = (*new.diagnostics, *security_violations(new))
         plan = None
         if self.run_vrrp:
             if self.vrrp is not None:
@@ -142,12 +169,24 @@ class Daemon:
                 self.vrrp = VrrpEngine(new.config, self.net)
                 await self.vrrp.start()
         writes = 0
+        sent: list[Any] = []
         if self.run_lvs:
-            writes = await self._reload_balancer(new)
+            if self.proxy is not None:
+                self.proxy.recording = sent
+            try:
+                writes = await self._reload_balancer(new)
+            finally:
+                if self.proxy is not None:
+                    self.proxy.recording = None
         self.result = new
         self.reloads += 1
+        if self.recorder is not None:
+            self.recorder.attach(self.vrrp)
         log.info("reload: %s applied", path)
-        return ReloadOutcome(True, tuple(diags), plan, writes, "applied")
+        from .ipvs.plan import describe
+
+        ops = tuple(describe(op) for op in sent)
+        return ReloadOutcome(True, tuple(diags), plan, writes, "applied", ops)
 
     async def _reload_balancer(self, new: LoadResult) -> int:
         old = self.balancer
@@ -167,10 +206,73 @@ class Daemon:
 
     async def stop(self) -> None:
         """Leave cleanly: masters resign, VIPs go, our IPVS services go (unless -I)."""
+        if self.drainer is not None:
+            await self.drainer.close()
         if self.vrrp is not None:
             await self.vrrp.stop()
+        if self.recorder is not None:
+            self.recorder.clear()
         if self.balancer is not None:
             await self.balancer.stop()
+
+    async def plan(self, path: str | None = None) -> dict[str, Any]:
+        """What reloading ``path`` would do, without doing it (VRRP classes, IPVS ops)."""
+        from .ipvs.plan import describe
+
+        path = self._path(path)
+        new = self._load(path, "plan")
+        if isinstance(new, ReloadOutcome):
+            return {"valid": False, **new.as_dict()}
+        diags = (*new.diagnostics, *security_violations(new))
+        out: dict[str, Any] = {"valid": True, "path": path}
+        out["diagnostics"] = [d.format() for d in diags]
+        vrrp: VrrpReloadPlan | None = None
+        if self.run_vrrp:
+            old = self.vrrp.views if self.vrrp is not None else {}
+            vrrp = plan_reload(old, views(new.config))
+        out["vrrp"] = ReloadOutcome(True, vrrp=vrrp).as_dict()["vrrp"]
+        ops, flush = await self._ipvs_plan(new) if self.run_lvs else ([], False)
+        out["ipvs"] = {"flush": flush, "ops": [describe(op) for op in ops]}
+        return out
+
+    async def _ipvs_plan(self, new: LoadResult) -> tuple[list[Any], bool]:
+        """The IPVS ops a reload to ``new`` would send now, and whether it flushes first."""
+        from .balancer.engine import BalancerEngine
+        from .ipvs.plan import plan
+
+        old_owned = self.balancer.owned if self.balancer is not None else frozenset()
+        if not new.config.virtual_servers and not old_owned:
+            return [], False
+        if await self._open_ipvs() is None:
+            raise OSError("IPVS is not available: cannot plan the virtual servers")
+        proxy = DrainingIpvs(self.ipvs, self.drains)
+        engine = BalancerEngine(
+            new.config, proxy, release_on_stop=False, previously_owned=old_owned
+        )
+        for state in engine.states:
+            state.start()  # initial weights; scripts are not run
+        observed = {} if engine.flush else await self.ipvs.dump()
+        ops = plan(engine.desired(), observed, owned=engine.owned | old_owned)
+        return proxy.rewrite(ops), bool(engine.flush)
+
+    async def drain(self, vs: str, rs: str) -> dict[str, Any]:
+        """Drain a real server (weight 0, removed once no connection is active)."""
+        if self.balancer is None or self.ipvs is None:
+            raise LookupError("no virtual server is running")
+        if self.drainer is None:
+            self.drainer = Drainer(self.drains)
+        item = await self.drainer.drain(self.balancer, self.ipvs, vs, rs)
+        return item.as_dict()
+
+    async def undrain(self, vs: str, rs: str) -> dict[str, Any]:
+        """Give a drained real server back to the balancer."""
+        if self.balancer is None or self.drainer is None:
+            raise LookupError("nothing is being drained")
+        from .ipvs.backend import reconcile
+
+        item = await self.drainer.undrain(self.balancer, vs, rs)
+        await reconcile(self.ipvs, self.balancer.desired(), owned=self.balancer.owned)
+        return item.as_dict()
 
     def status(self) -> dict[str, Any]:
         """A JSON-able snapshot of both sides (see pyvrrpd.status)."""

@@ -9,13 +9,29 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
 
+from .cli.daemon import SIGNUMS
 from .config.load import LoadResult
+from .config.render import render
+from .control import DEFAULT_SOCKET, ControlServer, Handler
+from .dumps import DATA_FILE, JSON_FILE, STATS_FILE, data_text, json_text, stats_text, write_dump
+from .release import DEFAULT_STATE, StateRecorder
+from .sdnotify import SdNotifier
+
+if TYPE_CHECKING:
+    from .daemon import Daemon, ReloadOutcome
 
 log = logging.getLogger("pyvrrpd")
 
 DEFAULT_PID = "/run/pyvrrpd/pyvrrpd.pid"
+
+DUMP_SIGNALS: dict[int, str] = {
+    SIGNUMS["DATA"]: "data",
+    SIGNUMS["STATS"]: "stats",
+    SIGNUMS["JSON"]: "json",
+}
 
 
 def setup_logging(args: argparse.Namespace) -> None:
@@ -57,34 +73,151 @@ def pid_files(paths: list[str]) -> Iterator[None]:
                 os.unlink(path)
 
 
+class Operations:
+    """What the operator can ask of a running daemon: signals and control requests."""
+
+    def __init__(self, daemon: Daemon, notifier: SdNotifier) -> None:
+        self.daemon = daemon
+        self.notifier = notifier
+        self.lock = asyncio.Lock()  # one reload (or plan) at a time
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS=."""
+        d = self.daemon
+        states: dict[str, int] = {}
+        if d.vrrp is not None:
+            for inst in d.vrrp.instances.values():
+                states[inst.fsm.state.value] = states.get(inst.fsm.state.value, 0) + 1
+        parts = [f"{n} {s}" for s, n in sorted(states.items())] or ["no VRRP instance"]
+        vs = len(d.balancer.states) if d.balancer is not None else 0
+        return f"VRRP: {', '.join(parts)}; IPVS: {vs} virtual server(s); {d.reloads} reload(s)"
+
+    async def reload(self, path: str | None = None) -> ReloadOutcome:
+        """A reload bracketed by RELOADING=1 / READY=1."""
+        async with self.lock:
+            self.notifier.reloading()
+            try:
+                return await self.daemon.reload(path)
+            finally:
+                self.notifier.ready(self.summary())
+
+    def on_hup(self) -> None:
+        log.info("Reloading (SIGHUP)")
+        self._spawn(self.reload())
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def dump(self, kind: str) -> str:
+        """Write keepalived's dump file of ``kind`` (data, stats, json); returns its path."""
+        snap = self.daemon.status()
+        if kind == "data":
+            config = render(self.daemon.result.config, "keepalived")
+            return write_dump(DATA_FILE, data_text(snap, config))
+        if kind == "stats":
+            return write_dump(STATS_FILE, stats_text(snap))
+        if kind == "json":
+            return write_dump(JSON_FILE, json_text(snap))
+        raise ValueError(f"unknown dump {kind!r} (data, stats, json)")
+
+    def on_dump(self, kind: str) -> None:
+        try:
+            log.info("Dump of %s written to %s", kind, self.dump(kind))
+        except OSError as exc:
+            log.error("cannot write the %s dump: %s", kind, exc)
+
+    def on_stats_clear(self) -> None:
+        log.warning("STATS_CLEAR: clearing statistics is not supported; ignored")
+
+    async def refresh_state(self, every: float = 1.0) -> None:
+        """Keep the state file current (in-place address changes after a reload)."""
+        while True:
+            await asyncio.sleep(every)
+            if self.daemon.recorder is not None:
+                self.daemon.recorder.refresh()
+
+    def handlers(self) -> dict[str, Handler]:
+        """The control socket's commands."""
+        d = self.daemon
+
+        async def status(req: dict[str, Any]) -> dict[str, Any]:
+            return {"status": d.status()}
+
+        async def reload(req: dict[str, Any]) -> dict[str, Any]:
+            return {"outcome": (await self.reload(req.get("path"))).as_dict()}
+
+        async def plan(req: dict[str, Any]) -> dict[str, Any]:
+            async with self.lock:
+                return {"plan": await d.plan(req.get("path"))}
+
+        async def drain(req: dict[str, Any]) -> dict[str, Any]:
+            return {"drain": await d.drain(str(req["vs"]), str(req["rs"]))}
+
+        async def undrain(req: dict[str, Any]) -> dict[str, Any]:
+            return {"drain": await d.undrain(str(req["vs"]), str(req["rs"]))}
+
+        async def dump(req: dict[str, Any]) -> dict[str, Any]:
+            return {"path": self.dump(str(req.get("kind", "json")))}
+
+        return {
+            "status": status,
+            "reload": reload,
+            "plan": plan,
+            "drain": drain,
+            "undrain": undrain,
+            "dump": dump,
+        }
+
+
 async def serve(result: LoadResult, args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT, then leave cleanly (priority 0, VIPs removed).
 
-    SIGHUP reloads the configuration (a bad one is reported and changes nothing).
+    SIGHUP reloads the configuration (a bad one is reported and changes nothing);
+    SIGUSR1, SIGUSR2 and SIGRTMIN+2 write keepalived's data, stats and JSON dumps. The
+    control socket and systemd notifications are set up here too.
     """
     from .daemon import Daemon
     from .net.linux import LinuxBackend
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    notifier = SdNotifier()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with LinuxBackend() as net, contextlib.AsyncExitStack() as stack:
         daemon = Daemon(result, args, net, stack)
-        reloading: list[asyncio.Task[object]] = []
-
-        def on_hup() -> None:
-            log.info("Reloading (SIGHUP)")
-            reloading.append(loop.create_task(daemon.reload()))
-
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        state_file = getattr(args, "state_file", None) or DEFAULT_STATE
+        if state_file != "none":
+            daemon.recorder = StateRecorder(state_file)
+        ops = Operations(daemon, notifier)
+        loop.add_signal_handler(signal.SIGHUP, ops.on_hup)
+        for signum, kind in DUMP_SIGNALS.items():
+            loop.add_signal_handler(signum, ops.on_dump, kind)
+        loop.add_signal_handler(SIGNUMS["STATS_CLEAR"], ops.on_stats_clear)
         await daemon.start()
+        control = ControlServer(getattr(args, "control_socket", None) or DEFAULT_SOCKET,
+                                ops.handlers())  # fmt: skip
+        if control.path != "none":
+            try:
+                await control.start()
+            except OSError as exc:
+                log.error("control socket %s: %s (pyvrrpctl will not reach us)", control.path, exc)
+        notifier.ready(ops.summary())
+        notifier.start_watchdog()
+        refresher = loop.create_task(ops.refresh_state())
         await stop.wait()
         log.info("Stopping")
-        for task in reloading:
+        notifier.stopping()
+        refresher.cancel()
+        await control.close()
+        for task in list(ops.tasks):
             with contextlib.suppress(Exception):
                 await task
         await daemon.stop()
+        await notifier.stop_watchdog()
     return 0
 
 

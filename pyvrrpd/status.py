@@ -94,6 +94,7 @@ def snapshot(daemon: Daemon) -> dict[str, Any]:
         "vrrp": vrrp_status(daemon.vrrp) if daemon.vrrp is not None else [],
         "vrrp_unmatched_drops": dict(daemon.vrrp.drops) if daemon.vrrp is not None else {},
         "ipvs": lvs,
+        "drains": [d.as_dict() for d in daemon.drains.items.values()],
     }
 
 
@@ -156,4 +157,7 @@ def render_text(snap: dict[str, Any]) -> str:
                 state = "UP" if rs["alive"] else "DOWN"
                 lines.append(f"  -> {rs['name']:<28} {rs['weight']:<7} {state:<6} {last}")
         lines.append("")
+    for d in snap.get("drains", []):
+        state = "removed" if d["removed"] else f"draining, {d['active']} active connection(s)"
+        lines.append(f"drain {d['rs']} of {d['vs']}: {state}")
     return "\n".join(lines)

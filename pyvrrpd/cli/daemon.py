@@ -12,15 +12,15 @@ from ..config.load import default_config_path
 from ..config.render import render
 from . import configtest
 
-# keepalived --signum names and the signals it uses for them.
+# keepalived --signum names and the signals it uses for them (as keepalived 2.2.7
+# prints them on Linux/glibc: 15, 1, 10, 12, 63, 36; it knows no TDATA).
 SIGNUMS: dict[str, int] = {
     "STOP": signal.SIGTERM,
     "RELOAD": signal.SIGHUP,
     "DATA": signal.SIGUSR1,
     "STATS": signal.SIGUSR2,
-    "STATS_CLEAR": signal.SIGRTMIN + 3,
+    "STATS_CLEAR": signal.SIGRTMAX - 1,
     "JSON": signal.SIGRTMIN + 2,
-    "TDATA": signal.SIGRTMIN + 4,
 }
 
 
@@ -117,7 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--signum",
         metavar="SIGFUNC",
-        help="print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR, JSON, TDATA",
+        help="print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR, JSON",
+    )
+    p.add_argument(
+        "--control-socket",
+        metavar="PATH",
+        help="control socket for pyvrrpctl (default /run/pyvrrpd/control.sock; 'none': off)",
+    )
+    p.add_argument(
+        "--state-file",
+        metavar="PATH",
+        help="state file for pyvrrpctl release (default /run/pyvrrpd/state.json; 'none': off)",
     )
     p.add_argument("-v", "--version", action="store_true", help="print the version")
     p.add_argument("--debug", nargs="?", const="", help="accepted (no effect)")

@@ -144,10 +144,26 @@ def address(family: int | None = None) -> Conv[IPAddress]:
     return Conv(parse, lambda v: (str(v),), what)
 
 
+def _fast_ipv4(word: str) -> ipaddress.IPv4Address | None:
+    """Dotted-quad IPv4 without ipaddress's slow string parser (None: not that form)."""
+    parts = word.split(".")
+    if len(parts) != 4:
+        return None
+    value = 0
+    for p in parts:
+        if not (p.isdigit() and p.isascii()) or len(p) > 3 or (len(p) > 1 and p[0] == "0"):
+            return None
+        octet = int(p)
+        if octet > 255:
+            return None
+        value = (value << 8) | octet
+    return ipaddress.IPv4Address(value)
+
+
 def parse_address(word: str, family: int | None = None) -> IPAddress:
     """Parse one IP address word, raising Invalid with a clear message."""
     try:
-        addr = ipaddress.ip_address(word.split("%", 1)[0])
+        addr = _fast_ipv4(word) or ipaddress.ip_address(word.split("%", 1)[0])
     except ValueError:
         raise Invalid(f"'{word}' is not a valid IP address") from None
     if family is not None and addr.version != family:

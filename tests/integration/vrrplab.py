@@ -81,6 +81,9 @@ def start_daemon(lab: Lab, host: Host, kind: str, conf_text: str) -> Daemon:
     cmd = [sys.executable, "-m", "pyvrrpd.cli.daemon"] if kind == "pyvrrpd" else ["keepalived"]
     cmd += ["-n", "-l", "-D", "-G", "--vrrp", "-f", str(conf), "-p", str(d / "main.pid"),
             "-r", str(d / "vrrp.pid")]  # fmt: skip
+    if kind == "pyvrrpd":  # keep the control socket and state file inside the lab
+        cmd += ["--control-socket", str(d / "control.sock"), "--state-file",
+                str(d / "state.json")]  # fmt: skip
     fh = open(log, "wb")  # noqa: SIM115 (closed with the process)
     proc = lab.popen(host, cmd, stdout=fh, stderr=subprocess.STDOUT)
     fh.close()
