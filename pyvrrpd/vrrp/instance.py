@@ -313,9 +313,15 @@ class Unit:
         self._arm()
 
     def _arm(self) -> None:
+        """Keep one timer at or before the next deadline.
+
+        A deadline that moved later (a backup hearing the master's advert) keeps the
+        earlier timer: it fires early, the machine does nothing, and it is re-armed then.
+        That spares a cancel and a heap push per received advert.
+        """
         deadline = self.next_deadline()
         if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
+            if deadline is not None and self._timer.when() <= deadline:
                 return
             self._timer.cancel()
             self._timer = None
