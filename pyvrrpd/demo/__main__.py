@@ -118,6 +118,8 @@ def run_here(full: bool, reason: str, keep: bool) -> int:
                 _show_logs(lab, n)
                 n.say(f"RESULT: FAILED in '{n.current}': {exc}")
                 rc = 1
+            finally:
+                lab.close()
             if keep:
                 n.say(f"work directory kept: {topo.workdir}")
             n.say("cleaning up: stopping processes, deleting namespaces")

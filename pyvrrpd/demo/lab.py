@@ -25,6 +25,7 @@ from .layout import (
     nodes,
 )
 from .procnet import IpvsConn, IpvsService, parse_arp, parse_ip_vs, parse_ip_vs_conn
+from .servers import ServerPool
 from .topology import Topology
 
 VRRP_STARTED = "VRRP: 1 instance(s) started"
@@ -81,10 +82,14 @@ class DemoLab:
         self.pace = pace
         self.full = full
         self.python = sys.executable
-        self.servers: dict[str, subprocess.Popen[Any]] = {}
+        self.servers = ServerPool()
         self.directors: dict[str, DirectorRun] = {}
         self.runs = 0
         self.configs: dict[str, Path] = {}
+
+    def close(self) -> None:
+        """Stop the real servers (before the namespaces go)."""
+        self.servers.close()
 
     # -- building -----------------------------------------------------------------
 
@@ -107,28 +112,15 @@ class DemoLab:
     # -- real servers -------------------------------------------------------------
 
     def start_server(self, node: Node) -> None:
-        """Start the node's HTTP server or DNS responder."""
-        kind = "http" if node.role == "web" else "dns"
-        argv = [self.python, "-m", "pyvrrpd.demo.servers", kind, node.name]
+        """Start the node's HTTP server or DNS responder (in this process, see .servers)."""
         if node.role == "web":
-            argv += ["--port", str(WEB_PORT)]
+            self.servers.add_http(node.name, self.ns(node), WEB_PORT)
         else:
-            argv += ["--port", str(DNS_PORT), "--bind", node.addr, "--bind", VIP]
-        log = self.topo.workdir / f"{node.name}.log"
-        self.servers[node.name] = self.topo.spawn(node, argv, log)
+            self.servers.add_dns(node.name, self.ns(node), [node.addr, VIP], DNS_PORT)
 
-    def kill_server(self, node: Node) -> None:
-        """SIGKILL the node's server (a crashed service)."""
-        proc = self.servers.pop(node.name)
-        self.topo.kill(proc.pid)
-
-    def server_exited(self) -> str:
-        """A real server that exited (its name and log), or ""."""
-        for name, proc in self.servers.items():
-            if proc.poll() is not None:
-                log = (self.topo.workdir / f"{name}.log").read_text(errors="replace")
-                return f"{name} exited with {proc.returncode}: {log.strip()[-400:]}"
-        return ""
+    def stop_server(self, node: Node) -> None:
+        """Stop the node's service: its sockets close, connections are refused."""
+        self.servers.stop(node.name)
 
     def server_answers(self, node: Node) -> bool:
         """Whether the server answers the client on its own address with its name."""
@@ -148,6 +140,9 @@ class DemoLab:
         argv = [self.python, "-m", "pyvrrpd.cli.daemon", "-n", "-l", "-D"]
         argv += ["-f", str(self.configs[node.name])]
         argv += ["-p", f"{stem}.pid", "-r", f"{stem}.vrrp.pid"]
+        # two daemons on one machine: each its own control socket and state file
+        home = self.topo.workdir / node.name
+        argv += ["--control-socket", f"{home}.ctl", "--state-file", f"{home}.state.json"]
         if vrrp_only:
             argv.append("--vrrp")
         log = Path(f"{stem}.log")

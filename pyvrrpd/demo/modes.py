@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import os
 import shutil
@@ -59,6 +60,8 @@ def run_in_vm(args: Sequence[str]) -> int:
 
     The VM runs in its own process group, which Ctrl-C / SIGTERM here terminates.
     """
+    # The guest writes no bytecode and imports ~20x slower: compile the package here first.
+    compileall.compile_dir(str(Path(__file__).resolve().parents[1]), quiet=1)
     cmd = [str(VM_RUN), sys.executable, "-m", "pyvrrpd.demo", *args]
     env = dict(
         os.environ,

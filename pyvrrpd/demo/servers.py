@@ -1,25 +1,29 @@
-"""The demo's real servers: a tiny HTTP server and a tiny DNS responder, each naming itself.
+"""The demo's real servers: tiny HTTP servers and DNS responders that answer their name.
 
-Run in a real server's namespace (the demo starts them with ``ip netns exec``)::
+They run inside the demo's process, all served by one thread: each listening socket is
+created in its real server's namespace (:func:`pyvrrpd.net.netns.run_in_netns`) and stays
+there, so no interpreter is started per server (under emulation a Python start costs
+seconds). Stopping a server closes its sockets: from the network, the service is gone
+(connections refused, queries unanswered), as when its process dies.
 
-    python -m pyvrrpd.demo.servers http web1 --port 80
-    python -m pyvrrpd.demo.servers dns dns1 --bind 192.0.2.21 --bind 192.0.2.100
-
-The HTTP server answers every request with its name. The DNS responder binds each address
-separately so that replies to queries sent to the VIP (LVS-DR: the VIP is on ``lo``) leave
-from the VIP, as the client expects.
+The DNS responder binds each address separately so that replies to queries sent to the
+VIP (LVS-DR: the VIP is on the real server's ``lo``) leave from the VIP.
 """
 
 from __future__ import annotations
 
-import argparse
-import select
+import contextlib
+import selectors
 import socket
-import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
+from ..net.netns import run_in_netns
 from .dnswire import reply
+
+IDLE_S = 5.0  # an HTTP connection silent this long is dropped
 
 
 def http_response(name: str) -> bytes:
@@ -33,68 +37,175 @@ def http_response(name: str) -> bytes:
     return head.encode("ascii") + body
 
 
-def _serve_http_conn(conn: socket.socket, name: str) -> None:
-    with conn:
-        conn.settimeout(5)
-        data = b""
-        try:
-            while b"\r\n\r\n" not in data and len(data) < 65536:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return  # a health check: connect and close
-                data += chunk
-            conn.sendall(http_response(name))
-        except OSError:
+@dataclass
+class _Conn:
+    name: str
+    since: float
+    data: bytes = b""
+
+
+@dataclass
+class _Server:
+    name: str
+    kind: str  # "http" or "dns"
+    socks: list[socket.socket]
+    conns: set[socket.socket] = field(default_factory=set)
+
+
+class ServerPool:
+    """HTTP servers and DNS responders in several namespaces, served by one thread."""
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._servers: dict[str, _Server] = {}
+        self._pending: list[tuple[Callable[[], None], threading.Event]] = []
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="demo-servers", daemon=True)
+        self._thread.start()
+
+    # -- control (any thread) -------------------------------------------------------
+
+    def _call(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the serving thread and wait for it."""
+        done = threading.Event()
+        with self._lock:
+            self._pending.append((fn, done))
+        self._wake_w.send(b"x")
+        if not done.wait(10):
+            raise TimeoutError("the demo's server thread does not respond")
+
+    def add_http(self, name: str, ns: str, port: int) -> None:
+        """Listen on `port` (every address) in namespace `ns`."""
+
+        def listen() -> socket.socket:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("", port))
+            s.listen(64)
+            s.setblocking(False)
+            return s
+
+        sock = run_in_netns(ns, listen)
+        self._call(lambda: self._add(_Server(name, "http", [sock])))
+
+    def add_dns(self, name: str, ns: str, addrs: Sequence[str], port: int) -> None:
+        """Answer DNS on `port` of each of `addrs` in namespace `ns`."""
+
+        def bind() -> list[socket.socket]:
+            socks = []
+            for addr in addrs:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind((addr, port))
+                s.setblocking(False)
+                socks.append(s)
+            return socks
+
+        socks = run_in_netns(ns, bind)
+        self._call(lambda: self._add(_Server(name, "dns", socks)))
+
+    def stop(self, name: str) -> None:
+        """Close the server's sockets (and its open connections)."""
+        self._call(lambda: self._remove(name))
+
+    def running(self) -> list[str]:
+        """Names of the servers being served."""
+        return sorted(self._servers)
+
+    def close(self) -> None:
+        """Stop every server and the thread."""
+        if self._stopping:
             return
 
+        def stop_all() -> None:
+            for name in list(self._servers):
+                self._remove(name)
+            self._stopping = True
 
-def serve_http(name: str, port: int) -> None:
-    """Accept forever, one thread per connection."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as srv:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("", port))
-        srv.listen(64)
-        print(f"{name}: HTTP on port {port}", flush=True)
-        while True:
-            conn, _ = srv.accept()
-            threading.Thread(target=_serve_http_conn, args=(conn, name), daemon=True).start()
+        with contextlib.suppress(TimeoutError, OSError):
+            self._call(stop_all)
+        self._thread.join(5)
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
+    # -- the serving thread ---------------------------------------------------------
 
-def serve_dns(name: str, binds: Sequence[str], port: int) -> None:
-    """Answer queries on each bound address from that same address."""
-    socks = []
-    for addr in binds:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((addr, port))
-        socks.append(s)
-    print(f"{name}: DNS on {', '.join(binds)} port {port}", flush=True)
-    while True:
-        ready, _, _ = select.select(socks, [], [])
-        for s in ready:
+    def _add(self, server: _Server) -> None:
+        self._servers[server.name] = server
+        for s in server.socks:
+            self._sel.register(s, selectors.EVENT_READ, server)
+
+    def _remove(self, name: str) -> None:
+        server = self._servers.pop(name, None)
+        if server is None:
+            return
+        for s in [*server.socks, *server.conns]:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(s)
+            s.close()
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            for key, _ in self._sel.select(timeout=1.0):
+                try:
+                    self._ready(key)
+                except OSError:
+                    continue
+            self._expire()
+
+    def _ready(self, key: selectors.SelectorKey) -> None:
+        if key.data is None:
+            self._run_pending()
+            return
+        sock: socket.socket = key.fileobj  # type: ignore[assignment]
+        if isinstance(key.data, _Conn):
+            self._read_conn(sock, key.data)
+            return
+        server: _Server = key.data
+        if server.kind == "dns":
+            data, peer = sock.recvfrom(4096)
+            sock.sendto(reply(data, server.name), peer)
+            return
+        conn, _ = sock.accept()
+        conn.setblocking(False)
+        server.conns.add(conn)
+        self._sel.register(conn, selectors.EVENT_READ, _Conn(server.name, time.monotonic()))
+
+    def _run_pending(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            self._wake_r.recv(4096)
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for fn, done in pending:
             try:
-                data, peer = s.recvfrom(4096)
-                s.sendto(reply(data, name), peer)
-            except OSError:
-                continue
+                fn()
+            finally:
+                done.set()
 
+    def _read_conn(self, conn: socket.socket, state: _Conn) -> None:
+        chunk = conn.recv(4096)
+        state.data += chunk
+        if chunk and b"\r\n\r\n" not in state.data and len(state.data) < 65536:
+            return
+        if chunk:
+            with contextlib.suppress(OSError):
+                conn.send(http_response(state.name))
+        self._close_conn(conn, state.name)  # an empty read: a health check that connected
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``http NAME [--port P]`` or ``dns NAME --bind ADDR... [--port P]``."""
-    p = argparse.ArgumentParser(prog="python -m pyvrrpd.demo.servers")
-    p.add_argument("kind", choices=["http", "dns"])
-    p.add_argument("name")
-    p.add_argument("--port", type=int)
-    p.add_argument("--bind", action="append", default=[])
-    args = p.parse_args(argv)
-    try:
-        if args.kind == "http":
-            serve_http(args.name, args.port or 80)
-        else:
-            serve_dns(args.name, args.bind or ["0.0.0.0"], args.port or 53)
-    except KeyboardInterrupt:
-        return 0
-    return 0
+    def _close_conn(self, conn: socket.socket, name: str) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(conn)
+        server = self._servers.get(name)
+        if server is not None:
+            server.conns.discard(conn)
+        conn.close()
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for key in list(self._sel.get_map().values()):
+            if isinstance(key.data, _Conn) and now - key.data.since > IDLE_S:
+                self._close_conn(key.fileobj, key.data.name)  # type: ignore[arg-type]

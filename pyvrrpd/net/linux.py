@@ -172,6 +172,11 @@ class LinuxBackend:
         return self._ipr
 
     async def _index(self, ifname: str) -> int:
+        if self.netns is None:  # our own namespace: one ioctl instead of a netlink round trip
+            try:
+                return socket.if_nametoindex(ifname)
+            except OSError:
+                raise NetError(f"interface {ifname}: no such device", errno.ENODEV) from None
         return (await self.get_link(ifname)).index
 
     # -- links ---------------------------------------------------------------------

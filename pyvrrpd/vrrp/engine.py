@@ -49,7 +49,6 @@ class _Extras:
     """Per-instance resources beside the instance itself."""
 
     vmac: str | None = None
-    sender: VrrpTransport | None = None  # send-only socket on the VMAC
 
 
 def views(config: Config) -> dict[str, InstanceView]:
@@ -74,6 +73,7 @@ class VrrpEngine:
         self.views = views(config)
         self.instances: dict[str, VrrpInstance] = {}
         self.extras: dict[str, _Extras] = {}
+        self.rx_if: dict[str, str] = {}  # instance -> interface its socket is on
         self.transports: dict[SocketKey, VrrpTransport] = {}
         self.policies: dict[tuple[SocketKey, int], RxPolicy] = {}
         self.by_vrid: dict[tuple[SocketKey, int], VrrpInstance] = {}
@@ -102,28 +102,30 @@ class VrrpEngine:
             if inst is not None:
                 inst.start()
 
-    async def _transport(self, s: InstanceSettings) -> VrrpTransport:
-        key = (s.ifname, s.family)
+    async def _transport(self, s: InstanceSettings, ifname: str) -> VrrpTransport:
+        """The shared socket of (interface, family), joined to the group when needed."""
+        key = (ifname, s.family)
         if key in self.transports:
             t = self.transports[key]
             if s.unicast or t.opts.group is not None:
                 return t
             t.close()  # a multicast instance joins an interface that had unicast only
-        link = await self.net.get_link(s.ifname)
+        link = await self.net.get_link(ifname)
         group = None if s.unicast else s.mcast_group
         if group is None:  # another instance on the interface may need the group
             group = next(
                 (
-                    v.settings.mcast_group
-                    for v in self.views.values()
-                    if (v.settings.ifname, v.settings.family) == key and not v.settings.unicast
+                    i.settings.mcast_group
+                    for i in self.instances.values()
+                    if self.rx_if.get(i.name) == ifname
+                    and i.settings.family == s.family
+                    and not i.settings.unicast
                 ),
                 None,
             )
         af = socket.AF_INET if s.family == 4 else socket.AF_INET6
         t = VrrpTransport(
-            SocketOptions(af, s.ifname, link.index, group),
-            functools.partial(self._on_datagram, key),
+            SocketOptions(af, ifname, link.index, group), functools.partial(self._on_datagram, key)
         )
         self.transports[key] = t
         return t
@@ -131,13 +133,19 @@ class VrrpEngine:
     async def _create(self, s: InstanceSettings) -> VrrpInstance | None:
         for problem in s.problems:
             log.error("(%s) %s: not applied", s.name, problem)
+        extras = _Extras()
+        rx_if = s.ifname
+        if s.vmac is not None and await self._open_vmac(s):
+            extras.vmac = s.vmac
+            if not s.vmac_xmit_base:
+                # A private-mode macvlan receives the frames sent from the same virtual
+                # MAC (the master's adverts); the base interface does not see them.
+                rx_if = s.vmac
         try:
-            transport = await self._transport(s)
+            transport = await self._transport(s, rx_if)
             addr = s.src_ip or await self.net.primary_address(s.ifname, s.family)
         except Exception as exc:
-            log.error(
-                "(%s) cannot use interface %s: %s; instance not started", s.name, s.ifname, exc
-            )
+            log.error("(%s) cannot use interface %s: %s; instance not started", s.name, rx_if, exc)
             return None
         if addr is None:
             log.error(
@@ -147,45 +155,35 @@ class VrrpEngine:
                 s.family,
             )
             return None
-        extras = _Extras()
-        sender = transport
-        if s.vmac is not None:
-            extras = await self._open_vmac(s)
-            sender = extras.sender or transport
-        inst = VrrpInstance(s, self.net, sender, addr)
+        inst = VrrpInstance(s, self.net, transport, addr)
         self.instances[s.name] = inst
         self.extras[s.name] = extras
+        self.rx_if[s.name] = rx_if
         return inst
 
-    async def _open_vmac(self, s: InstanceSettings) -> _Extras:
-        """Create the instance's macvlan; adverts leave from it unless vmac_xmit_base."""
+    async def _open_vmac(self, s: InstanceSettings) -> bool:
+        """Create the instance's macvlan (00:00:5e:00:01:VRID, private mode)."""
         assert s.vmac is not None
         try:
             mac = parse_mac(s.vmac_mac) if s.vmac_mac else None
-            link = await self.net.create_vmac(
+            await self.net.create_vmac(
                 VmacSpec(parent=s.ifname, vrid=s.vrid, version=s.family, name=s.vmac, mac=mac)
             )
         except Exception as exc:
             log.error("(%s) cannot create VMAC %s on %s: %s", s.name, s.vmac, s.ifname, exc)
-            return _Extras()
-        if s.vmac_xmit_base:
-            return _Extras(s.vmac)
-        af = socket.AF_INET if s.family == 4 else socket.AF_INET6
-        tx = VrrpTransport(
-            SocketOptions(af, s.vmac, link.index, None), lambda d: None, receive=False
-        )
-        return _Extras(s.vmac, tx)
+            return False
+        return True
 
     def _index(self) -> None:
         """Receive policies and the VRID demultiplexing table from the running instances."""
         own: dict[SocketKey, set[IPAddress]] = {}
         for inst in self.instances.values():
-            own.setdefault((inst.settings.ifname, inst.settings.family), set()).add(inst.address)
+            own.setdefault((self.rx_if[inst.name], inst.settings.family), set()).add(inst.address)
         self.policies = {}
         self.by_vrid = {}
         for inst in self.instances.values():
             s = inst.settings
-            key = (s.ifname, s.family)
+            key = (self.rx_if[inst.name], s.family)
             self.policies[(key, s.vrid)] = s.rx_policy(frozenset(own[key]))
             self.by_vrid[(key, s.vrid)] = inst
 
@@ -321,14 +319,13 @@ class VrrpEngine:
                 for other in group.members.values():
                     if other.name in self.instances:
                         other.unit = Solo(other)  # the group is being rebuilt
-        if extras.sender is not None:
-            extras.sender.close()
+        self.rx_if.pop(name, None)
         if extras.vmac is not None:
             with contextlib.suppress(Exception):
                 await self.net.delete_vmac(extras.vmac)
 
     def _close_unused_transports(self) -> None:
-        used = {(i.settings.ifname, i.settings.family) for i in self.instances.values()}
+        used = {(self.rx_if[i.name], i.settings.family) for i in self.instances.values()}
         for key in list(self.transports):
             if key not in used:
                 self.transports.pop(key).close()
@@ -350,8 +347,6 @@ class VrrpEngine:
         for t in self.transports.values():
             t.close()
         for extras in self.extras.values():
-            if extras.sender is not None:
-                extras.sender.close()
             if extras.vmac is not None:
                 try:
                     await self.net.delete_vmac(extras.vmac)

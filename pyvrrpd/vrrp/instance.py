@@ -85,6 +85,7 @@ class VrrpInstance:
         self._queue: asyncio.Queue[Action | _NewSettings | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._vips_installed = False
+        self._macs: dict[str, bytes] = {}
         self.tx_failures = 0
 
     @property
@@ -259,10 +260,13 @@ class VrrpInstance:
     async def _announce_one(self, spec: AddressSpec) -> None:
         ip = spec.address.ip
         try:
+            mac = self._macs.get(spec.dev)
+            if mac is None:  # looked up once: a netlink round trip less on every takeover
+                mac = self._macs[spec.dev] = (await self.net.get_link(spec.dev)).mac
             if isinstance(ip, ipaddress.IPv4Address):
-                await self.net.send_garp(spec.dev, ip)
+                await self.net.send_garp(spec.dev, ip, mac)
             else:
-                await self.net.send_na(spec.dev, ip)
+                await self.net.send_na(spec.dev, ip, mac)
         except Exception as exc:
             log.warning(
                 "(%s) gratuitous announce of %s on %s failed: %s", self.name, ip, spec.dev, exc

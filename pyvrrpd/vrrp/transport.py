@@ -160,21 +160,15 @@ class VrrpTransport:
         opts: SocketOptions,
         on_datagram: Callable[[Datagram], None],
         loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        receive: bool = True,
     ) -> None:
         self.opts = opts
-        self.receive = receive
         self.on_datagram = on_datagram
         self.loop = loop or asyncio.get_running_loop()
         self.sock = open_socket(opts)
         self.rx_errors = 0
         self.tx_errors = 0
         self._anc = _pktinfo(opts)
-        if receive:
-            self.loop.add_reader(self.sock.fileno(), self._readable)
-        else:  # send-only (e.g. from a VMAC): never read, keep no receive buffer
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
+        self.loop.add_reader(self.sock.fileno(), self._readable)
 
     def _readable(self) -> None:
         for _ in range(256):  # bounded so one busy socket cannot starve the loop
@@ -214,7 +208,6 @@ class VrrpTransport:
     def close(self) -> None:
         """Stop reading and close the socket."""
         try:
-            if self.receive:
-                self.loop.remove_reader(self.sock.fileno())
+            self.loop.remove_reader(self.sock.fileno())
         finally:
             self.sock.close()
