@@ -266,10 +266,8 @@ class StateRecorder:
                 if name in self.vips_on:
                     vips += vip_records(inst)
                 if inst.fsm.state.value == "MASTER":
-                    extras = engine.extras.get(name)
-                    ifname = inst.settings.ifname
-                    if extras is not None and extras.sender is not None and extras.vmac:
-                        ifname = extras.vmac
+                    # the interface its adverts leave from (the VMAC unless vmac_xmit_base)
+                    ifname = engine.rx_if.get(name, inst.settings.ifname)
                     masters.append(master_record(inst, ifname))
         return HeldState(os.getpid(), tuple(vips), tuple(masters), netns=self.netns)
 
