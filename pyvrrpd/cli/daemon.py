@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..config.load import default_config_path
-from ..config.render import render
 from . import configtest
 
 # keepalived --signum names and the signals it uses for them (as keepalived 2.2.7
@@ -156,12 +155,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             if out is not sys.stderr:
                 out.close()
         if result is not None and args.dump_conf:
+            from ..config.render import render
+
             sys.stdout.write(render(result.config, "keepalived"))
         return code
     code, result = configtest.check(path, args.config_id)
     if result is None:
         return code
     if args.dump_conf:
+        from ..config.render import render
+
         sys.stdout.write(render(result.config, "keepalived"))
     from ..runtime import run_daemon
 
