@@ -142,7 +142,13 @@ class _Converter:
                     field_name = self.scalar(k, "a key")
                     if field_name in spec.head_fields:
                         fields[field_name] = self.scalar(v, field_name)
-                head = [Token(w, self.loc(item), True) for w in spec.head.fmt(fields)]
+                try:
+                    words = spec.head.fmt(fields)
+                except KeyError as exc:  # a field the head needs is missing
+                    raise self.fail(
+                        item, f"'{key}' needs {exc.args[0]} (one of {', '.join(spec.head_fields)})"
+                    ) from None
+                head = [Token(w, self.loc(item), True) for w in words]
             out.append(
                 Node(
                     key,

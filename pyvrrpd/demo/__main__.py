@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--keep", action="store_true", help="keep the work directory (configs, daemon logs)"
     )
+    p.add_argument("--pyzip", default="", help=argparse.SUPPRESS)  # see modes.build_pyzip
     return p
 
 
@@ -60,9 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     kernel = platform.release()
     if args.mode == "vrrp":
-        return run_here(False, "asked for the VRRP part only (--mode vrrp)", args.keep)
+        return run_here(False, "asked for the VRRP part only (--mode vrrp)", args)
     if modes.ipvs_available():
-        return run_here(True, f"this kernel ({kernel}) has IPVS", args.keep)
+        return run_here(True, f"this kernel ({kernel}) has IPVS", args)
     why = f"this kernel ({kernel}) has no IPVS (no /proc/net/ip_vs after modprobe ip_vs)"
     if args.mode == "full" or modes.in_guest():
         print(f"pyvrrpd demo: {why}", file=sys.stderr)
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{why}, and the IPVS VM cannot be booted: missing {'; '.join(missing)} "
             "(scripts/demo --install installs them)"
         )
-    return run_here(False, reason, args.keep)
+    return run_here(False, reason, args)
 
 
 def run_vm(why: str, keep: bool) -> int:
@@ -97,8 +98,9 @@ def run_vm(why: str, keep: bool) -> int:
     return rc
 
 
-def run_here(full: bool, reason: str, keep: bool) -> int:
+def run_here(full: bool, reason: str, args: argparse.Namespace) -> int:
     """Build the lab here and tell the story; the exit status."""
+    keep = args.keep
     pace = Pace.for_guest() if modes.in_guest() else Pace()
     n = Narrator()
     what = "full demo (VRRP + IPVS)" if full else "VRRP part only"
@@ -107,7 +109,7 @@ def run_here(full: bool, reason: str, keep: bool) -> int:
         n.say("(the web/DNS balancing, health-check and IPVS steps need a kernel with IPVS)")
     sweep_stale()
     topo = Topology()
-    lab = DemoLab(topo, pace, full=full)
+    lab = DemoLab(topo, pace, full=full, pyzip=args.pyzip)
     rc = 0
     try:
         with topo:

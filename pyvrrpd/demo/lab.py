@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -77,11 +78,15 @@ class DirectorRun:
 class DemoLab:
     """Two directors, (full) two web and two DNS real servers, and a client."""
 
-    def __init__(self, topo: Topology, pace: Pace, *, full: bool) -> None:
+    def __init__(self, topo: Topology, pace: Pace, *, full: bool, pyzip: str = "") -> None:
         self.topo = topo
         self.pace = pace
         self.full = full
-        self.python = sys.executable
+        self.python = [sys.executable]
+        self.env: dict[str, str] | None = None
+        if pyzip:  # modules from one archive, no site-packages (see modes.build_pyzip)
+            self.python += ["-S", "-P"]
+            self.env = dict(os.environ, PYTHONPATH=pyzip)
         self.servers = ServerPool()
         self.directors: dict[str, DirectorRun] = {}
         self.runs = 0
@@ -137,7 +142,7 @@ class DemoLab:
         """Start pyvrrpd with keepalived's command line on a director."""
         self.runs += 1
         stem = self.topo.workdir / f"{node.name}-{self.runs}"
-        argv = [self.python, "-m", "pyvrrpd.cli.daemon", "-n", "-l", "-D"]
+        argv = [*self.python, "-m", "pyvrrpd.cli.daemon", "-n", "-l", "-D"]
         argv += ["-f", str(self.configs[node.name])]
         argv += ["-p", f"{stem}.pid", "-r", f"{stem}.vrrp.pid"]
         # two daemons on one machine: each its own control socket and state file
@@ -146,7 +151,8 @@ class DemoLab:
         if vrrp_only:
             argv.append("--vrrp")
         log = Path(f"{stem}.log")
-        run = DirectorRun(node, self.topo.spawn(node, argv, log), log, time.monotonic())
+        proc = self.topo.spawn(node, argv, log, self.env)
+        run = DirectorRun(node, proc, log, time.monotonic())
         self.directors[node.name] = run
         return run
 

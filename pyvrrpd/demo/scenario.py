@@ -184,7 +184,7 @@ def election(lab: DemoLab, n: Narrator) -> None:
         f"VIP holders changed to {lab.vip_holders()}",
     )
     n.say(f"director1 eth0: {lab.eth0_addrs(D1)};  director2 eth0: {lab.eth0_addrs(D2)}")
-    client_arp(lab, n, D1.name, seen[f"vip {D1.name}"], "the VIP moved")
+    client_arp(lab, n, D1.name, time.monotonic(), "its first packet to the VIP")
 
 
 def client_arp(lab: DemoLab, n: Narrator, director: str, since: float, event: str) -> float:
@@ -317,9 +317,10 @@ def real_server_fails(lab: DemoLab, n: Narrator) -> None:
                 "1-3 s: delay_loop 1 + 1 retry after 1 s",
             )
     new = lab.directors[D1.name].log_text()[log_before[D1.name] :]
-    lines = [ln for ln in new.splitlines() if web2.addr in ln][:2]
+    lines = [_log_message(ln, f"{web2.addr}:{WEB_PORT}") for ln in new.splitlines()]
+    lines = [ln for ln in lines if ln][:3]
     if lines:
-        n.say("director1's log:\n" + "\n".join("  " + ln[:150] for ln in lines))
+        n.say("director1's log:\n" + "\n".join("  " + ln for ln in lines))
     n.say("director1# ipvsadm -Ln\n" + _indent(lab.ipvsadm(D1)))
     web_batch(lab, n, "director1", count=4, only=WEB[0].name)
     n.say("web2's HTTP service starts again")
@@ -337,6 +338,16 @@ def real_server_fails(lab: DemoLab, n: Narrator) -> None:
         "web2 did not come back into director1's table",
     )
     n.timing("real server back in IPVS after restart", took)
+
+
+def _log_message(line: str, server: str) -> str:
+    """The message of a daemon log line about the check or removal of `server` (or "")."""
+    msg = line.split(": ", 1)[1] if ": " in line else line
+    if f"[{server.split(':')[0]}]" in msg and "service" in msg:
+        return msg
+    if server.split(":")[0] in msg and " is now " in msg:
+        return f"{msg.split(' ', 1)[0]} {server} is now {msg.split(' is now ', 1)[1]}"
+    return ""
 
 
 class Prober:

@@ -97,10 +97,12 @@ class Topology:
                 return
             self._closed = True
         self.stop_all()
-        for port in reversed(self.ports):
-            self.ip("link", "del", port, ns=self.switch_ns, check=False)
-        for ns in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        # veths first (freed at once; a namespace's deletion is asynchronous)
+        if self.ports:
+            self.batch([f"link del {p}" for p in self.ports], ns=self.switch_ns, check=False)
+        if self.namespaces:
+            self.batch([f"netns del {ns}" for ns in reversed(self.namespaces)], check=False)
+        self.ports.clear()
         self.namespaces.clear()
         if not self.keep_workdir:
             for path in sorted(self.workdir.glob("**/*"), reverse=True):
@@ -128,13 +130,16 @@ class Topology:
             raise TopologyError(f"{' '.join(cmd)}: {res.stderr.strip()}")
         return res.stdout
 
-    def batch(self, lines: Sequence[str], ns: str | None = None) -> None:
-        """Run iproute2 commands in one ``ip [-n NS] -batch -`` (one process, not one each)."""
-        cmd = ["ip", *(["-n", ns] if ns else []), "-batch", "-"]
+    def batch(self, lines: Sequence[str], ns: str | None = None, check: bool = True) -> None:
+        """Run iproute2 commands in one ``ip [-n NS] -batch -`` (one process, not one each).
+
+        With `check` false, errors are ignored and every line is tried (``-force``).
+        """
+        cmd = ["ip", *(["-n", ns] if ns else []), *([] if check else ["-force"]), "-batch", "-"]
         res = subprocess.run(
             cmd, input="\n".join(lines) + "\n", capture_output=True, text=True, check=False
         )
-        if res.returncode != 0:
+        if check and res.returncode != 0:
             raise TopologyError(f"{' '.join(cmd)}: {res.stderr.strip()}")
 
     def build(self, nodes: Sequence[Node], extra: dict[str, list[str]] | None = None) -> None:
@@ -168,7 +173,13 @@ class Topology:
 
     # -- processes --------------------------------------------------------------
 
-    def spawn(self, node: Node | str, argv: Sequence[str], log: Path) -> subprocess.Popen[Any]:
+    def spawn(
+        self,
+        node: Node | str,
+        argv: Sequence[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[Any]:
         """Start `argv` in the node's namespace, in its own process group, output to `log`."""
         fh: IO[bytes] = open(log, "ab")  # noqa: SIM115 (the child keeps it)
         try:
@@ -178,6 +189,7 @@ class Topology:
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=env,
             )
         finally:
             fh.close()

@@ -99,8 +99,14 @@ class VrrpInstance:
     # ------------------------------------------------------------------ inputs
 
     def start(self) -> None:
-        """Start: BACKUP (or MASTER at once for the address owner)."""
+        """Start: BACKUP (or MASTER at once for the address owner).
+
+        Addresses a previous run left behind (kill -9) are removed first, as keepalived
+        does, so a restarted backup does not answer for the VIP.
+        """
         self._worker = self.loop.create_task(self._work(), name=f"vrrp-{self.name}")
+        if self.settings.priority != 255:
+            self._queue.put_nowait(RemoveVips())
         self.feed(Start())
 
     def feed(self, event: Event) -> None:

@@ -291,3 +291,16 @@ def test_virtual_routes_and_rules_follow_master(lab: Lab) -> None:
     assert wait_for(lambda: has_route(b) and has_rule(b), 3) is not None, db.log_text()
     assert not has_route(a) and not has_rule(a)
     lab.stop(db.proc)
+
+
+def test_restarted_backup_removes_stale_vip(lab: Lab) -> None:
+    a = lab.add_host("a", V4)
+    b = lab.add_host("b", V4B)
+    lab.ip("addr", "add", "10.77.0.100/24", "dev", "eth0", ns=b)  # left by a kill -9
+    da = start_daemon(lab, a, "pyvrrpd", global_conf("A") + instance_conf(priority=150))
+    db = start_daemon(lab, b, "pyvrrpd", global_conf("B") + instance_conf(priority=100))
+    # b removes the address at start, before a even wins the election
+    assert wait_for(lambda: holders(lab, [b], "10.77.0.100") == [], 5) is not None
+    assert wait_for(lambda: holders(lab, [a, b], "10.77.0.100") == ["a"], 10) is not None
+    lab.stop(da.proc)
+    lab.stop(db.proc)

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ class IpvsTable:
             if re.match(r"^(TCP|UDP|SCTP|FWM)\s", line):
                 current = services.setdefault(line.rstrip(), {})
                 continue
-            m = re.match(r"^\s+->\s+(\S+)\s+(\S+)\s+(\d+)\s+\d+\s+\d+$", line)
+            m = re.match(r"^\s+->\s+(\S+)\s+(\S+)\s+(\d+)\s+\d+\s+\d+\s*$", line)
             if m and current is not None:
                 current[m.group(1)] = (m.group(2), int(m.group(3)))
         return cls(services)
@@ -176,6 +176,11 @@ class LvsLab:
             h = lab.add_host(name, [f"{RS[name]}/24", f"{RS6[name]}/64"])
             lab.ip("route", "add", "default", "via", "10.81.0.1", ns=h)
             lab.ip("-6", "route", "add", "default", "via", "fd81::1", ns=h)
+            # the director forwards their replies out of the interface they came in on: an
+            # ICMP redirect would send later replies straight to the client, un-NATed
+            for scope in ("all", "eth0"):
+                _sysctl(lab, h, f"net.ipv4.conf.{scope}.accept_redirects=0")
+                _sysctl(lab, h, f"net.ipv6.conf.{scope}.accept_redirects=0")
         self.conf.write_text(lvs_config())
 
     # -- programs ------------------------------------------------------------------
@@ -188,12 +193,18 @@ class LvsLab:
 
     def start_server(self, name: str, host: str, *specs: str) -> None:
         """Start ``serve`` on `host` (tracked as `name`); returns once it listens."""
-        proc = self._python(host, "serve", name, *specs)
-        self.servers[name] = proc
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"server {name} on {host} did not start: {line!r}")
+        self.start_servers([(name, host, specs)])
+
+    def start_servers(self, servers: Sequence[tuple[str, str, Sequence[str]]]) -> None:
+        """Start several servers (name, host, specs) at once; returns once all listen."""
+        for name, host, specs in servers:
+            self.servers[name] = self._python(host, "serve", name, *specs)
+        for name, host, _ in servers:
+            stdout = self.servers[name].stdout
+            assert stdout is not None
+            line = stdout.readline()
+            if line.strip() != "ready":
+                raise RuntimeError(f"server {name} on {host} did not start: {line!r}")
 
     def stop_server(self, name: str) -> None:
         """Stop a server started by start_server (SIGTERM, by PID)."""
@@ -269,6 +280,23 @@ class LvsLab:
         """``ipvsadm -Ln`` every `period` seconds on the director, until stopped."""
         script = f"while :; do echo @; ipvsadm -Ln; sleep {period}; done"
         return self.lab.popen("d", ["sh", "-c", script], text=True, stderr=subprocess.STDOUT)
+
+    def start_proc_watcher(self, period: float = 0.1) -> subprocess.Popen[Any]:
+        """/proc/net/ip_vs read every `period` s by one process on the director (no spawns)."""
+        proc = self._python("d", "watch", str(period))
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the /proc watcher did not start")
+        return proc
+
+    def stop_proc_watcher(self, proc: subprocess.Popen[Any]) -> dict[str, Any]:
+        """Stop the /proc watcher: its report (see lvsprogs.watch)."""
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("stop\n")
+        proc.stdin.flush()
+        report: dict[str, Any] = json.loads(proc.stdout.readline())
+        self.lab.stop(proc)
+        return report
 
     def stop_watcher(self, proc: subprocess.Popen[Any]) -> list[IpvsTable]:
         """Stop the watcher: every complete snapshot it took."""

@@ -6,6 +6,7 @@ starts fast in the slow guest).
 - ``serve NAME tcp:PORT... udp:PORT...``: answers every TCP connection that sends an HTTP
   request with ``200 OK`` and the body ``NAME:PORT``, every UDP datagram with
   ``NAME:PORT``; listens on ``::`` (IPv4 too). Prints ``ready`` once every socket is bound.
+- ``watch PERIOD``: samples /proc/net/ip_vs (see :func:`watch`).
 - ``client``: reads commands from stdin, one a line, answers one JSON line each:
   ``tcp HOST PORT COUNT TIMEOUT`` (HTTP requests, each on a new connection),
   ``udp HOST PORT COUNT TIMEOUT [SRC]`` (datagrams from one socket bound to SRC),
@@ -138,6 +139,43 @@ def load(host: str, port: int, rate: float, timeout: float) -> dict[str, Any]:
     return {"results": results, "seconds": round(time.monotonic() - start, 3)}
 
 
+def _table(text: str) -> str:
+    """/proc/net/ip_vs without the connection counters (they move with traffic)."""
+    lines = []
+    for line in text.splitlines():
+        words = line.split()
+        lines.append(" ".join(words[:-2] if words[:1] == ["->"] else words))
+    return "\n".join(lines)
+
+
+def watch(period: float) -> None:
+    """Read /proc/net/ip_vs every `period` s until stdin says stop; report what changed.
+
+    Prints one JSON line: samples, the longest gap between samples, the first table, and
+    up to 5 tables that differed from it (with the second they were seen at).
+    """
+    start = time.monotonic()
+    first: str | None = None
+    samples = 0
+    last = start
+    max_gap = 0.0
+    changes: list[tuple[float, str]] = []
+    print("ready", flush=True)
+    while not select.select([sys.stdin], [], [], period)[0]:
+        with open("/proc/net/ip_vs") as fh:
+            table = _table(fh.read())
+        now = time.monotonic()
+        samples += 1
+        max_gap = max(max_gap, now - last)
+        last = now
+        if first is None:
+            first = table
+        elif table != first and len(changes) < 5:
+            changes.append((round(now - start, 3), table))
+    report = {"samples": samples, "max_gap": round(max_gap, 3), "first": first}
+    print(json.dumps({**report, "changes": changes}), flush=True)
+
+
 def client() -> None:
     """The command loop of the client namespace (see the module docstring)."""
     print(json.dumps({"ready": True}), flush=True)
@@ -168,7 +206,13 @@ def main(argv: Sequence[str]) -> int:
     if argv and argv[0] == "client":
         client()
         return 0
-    print("usage: lvsprogs serve NAME tcp:PORT|udp:PORT... | lvsprogs client", file=sys.stderr)
+    if argv and argv[0] == "watch":
+        watch(float(argv[1]))
+        return 0
+    print(
+        "usage: lvsprogs serve NAME tcp:PORT|udp:PORT... | lvsprogs client | lvsprogs watch PERIOD",
+        file=sys.stderr,
+    )
     return 2
 
 

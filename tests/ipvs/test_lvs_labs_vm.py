@@ -10,6 +10,7 @@ the client counts which real server answered.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -94,11 +95,15 @@ def lvs(request: pytest.FixtureRequest) -> Iterator[LvsLab]:
         lvs.build()
         lvs.note("lab build: 7 namespaces (s)", time.monotonic() - t0)
         t0 = time.monotonic()
-        lvs.start_server("rs1", "rs1", "tcp:80")
-        lvs.start_server("rs2", "rs2", "tcp:80")
-        lvs.start_server("rs3", "rs3", "tcp:80", "tcp:8080", "udp:53")
-        lvs.start_server("rs4", "rs4", "tcp:80", "udp:53")
-        lvs.start_server("switch", "rs4", f"tcp:{SWITCH_PORT}")
+        lvs.start_servers(
+            [
+                ("rs1", "rs1", ["tcp:80"]),
+                ("rs2", "rs2", ["tcp:80"]),
+                ("rs3", "rs3", ["tcp:80", "tcp:8080", "udp:53"]),
+                ("rs4", "rs4", ["tcp:80", "udp:53"]),
+                ("switch", "rs4", [f"tcp:{SWITCH_PORT}"]),
+            ]
+        )
         lvs.start_client()
         lvs.note("5 servers and the client started (s)", time.monotonic() - t0)
         t0 = time.monotonic()
@@ -220,6 +225,7 @@ def test_kill9_and_restart_under_load_keep_table_and_traffic(lvs: LvsLab) -> Non
     before = lvs.table()
     assert full(before)
     watcher = lvs.start_watcher(0.1)
+    proc_watcher = lvs.start_proc_watcher(0.1)
     proc = lvs.client_proc
     assert proc is not None and proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(f"load {VIP_DR} 80 10 2\n")
@@ -237,13 +243,16 @@ def test_kill9_and_restart_under_load_keep_table_and_traffic(lvs: LvsLab) -> Non
     finally:
         proc.stdin.write("stop\n")
         proc.stdin.flush()
-        result: dict[str, Any] = __import__("json").loads(proc.stdout.readline())
+        result: dict[str, Any] = json.loads(proc.stdout.readline())
         snapshots = lvs.stop_watcher(watcher)
+        watched = lvs.stop_proc_watcher(proc_watcher)
     lvs.note("kill -9 -> restart -> settled, under load (s)", time.monotonic() - killed)
     results = result["results"]
     failed = [r for r in results if r[2].startswith("!")]
     lvs.note("load requests sent", len(results))
-    lvs.note("table snapshots", len(snapshots))
+    lvs.note("ipvsadm -Ln snapshots", len(snapshots))
+    lvs.note("/proc/net/ip_vs samples", watched["samples"])
+    lvs.note("/proc/net/ip_vs longest gap between samples (s)", watched["max_gap"])
     assert len(results) >= 10 * 5, result
     assert not failed, failed[:5]
     assert names([r[2] for r in results]).keys() == {"rs1", "rs2"}
@@ -252,6 +261,10 @@ def test_kill9_and_restart_under_load_keep_table_and_traffic(lvs: LvsLab) -> Non
     changed = [s for s in snapshots if s.entries() != entries]
     assert not changed, (sorted(entries), sorted(changed[0].entries()))
     assert lvs.table().entries() == entries
+    # the kernel's own listing, read every 100 ms: never a change
+    assert watched["samples"] >= 10 * 20, watched["samples"]
+    assert watched["changes"] == [], (watched["first"], watched["changes"][0])
+    assert watched["first"].count("->") == sum(len(d) for d in before.services.values()) + 1
     assert "error" not in lvs.log_text().lower(), lvs.log_text()
 
 
