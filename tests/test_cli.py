@@ -178,3 +178,23 @@ def test_script_security_exit_codes(
             ["keepalived", "-t", "-f", str(conf)], capture_output=True, check=False
         )
         assert res.returncode == expected
+
+
+def test_url_block_on_one_line_is_accepted_like_keepalived(tmp_path: Path) -> None:
+    conf = tmp_path / "k.conf"
+    conf.write_text(
+        "virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
+        "  real_server 10.0.0.2 80 {\n    HTTP_GET {\n      url { path / status_code 200 }\n"
+        "    }\n  }\n}\n"
+    )
+    with open(os.devnull, "w") as devnull:
+        code, result = configtest.check(str(conf), "x", env=Environment(), out=devnull)
+    assert code == 0 and result is not None
+    assert any(
+        d.code == "extra-words" and d.loc is not None and d.loc.line == 7 for d in result.warnings
+    )
+    if __import__("shutil").which("keepalived"):
+        res = subprocess.run(
+            ["keepalived", "-t", "-f", str(conf)], capture_output=True, check=False
+        )
+        assert res.returncode == 0

@@ -213,7 +213,10 @@ def _apply(
             value = _parse_lines(kw, node, ctx)
         else:
             assert kw.conv is not None
-            value = kw.conv.parse(node.arg_texts)
+            args = node.arg_texts
+            if kw.conv.nargs == 1 and len(args) > 1:
+                args = _extra_words(spec, kw, node, ctx)
+            value = kw.conv.parse(args)
     except Invalid as exc:
         ctx.error(node.loc, f"{where}: {exc.message}", exc.hint, "bad-value")
         return
@@ -226,6 +229,22 @@ def _apply(
         acc[kw.field] = (*acc[kw.field], *value)  # repeated list blocks accumulate
     else:
         acc[kw.field] = value
+
+
+def _extra_words(spec: BlockSpec, kw: Kw, node: Node, ctx: Ctx) -> tuple[str, ...]:
+    """keepalived takes the first word of a one-value keyword and ignores the rest: so do
+    we, with a warning (and a pointer when the rest is another keyword of the block)."""
+    rest = node.arg_texts[1:]
+    hint = "remove the extra words"
+    if rest[0] in spec.table():
+        hint = f"put '{' '.join(rest)}' on a line of its own: as written it is ignored"
+    ctx.warn(
+        node.loc,
+        f"'{node.keyword}' takes one value; '{' '.join(rest)}' is ignored",
+        hint,
+        "extra-words",
+    )
+    return node.arg_texts[:1]
 
 
 def _parse_lines(kw: Kw, node: Node, ctx: Ctx) -> tuple[Any, ...]:

@@ -140,3 +140,12 @@ def test_to_plain_is_json_shaped() -> None:
     assert plain["color"] == "blue"
     assert plain["servers"][0] == {"address": "10.0.0.1", "port": 80, "weight": 5}
     assert "loc" not in plain and "locs" not in plain
+
+
+def test_extra_words_after_one_value_are_ignored_with_a_warning() -> None:
+    root, ctx = build("label one two\ncount 5 color blue")
+    assert root.label == "one" and root.count == 5
+    assert [d.severity for d in ctx.diagnostics] == [Severity.WARNING, Severity.WARNING]
+    assert "'two' is ignored" in ctx.diagnostics[0].message
+    hint = ctx.diagnostics[1].hint
+    assert hint is not None and "on a line of its own" in hint
