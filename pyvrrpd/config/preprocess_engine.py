@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 from dataclasses import dataclass, field
 
 from pyvrrpd.config.errors import Diagnostic, Severity, SourceLoc, error, warning
@@ -53,6 +54,11 @@ MAX_PASSES = 32
 RANDOM_LIMIT = 2**64 - 1
 
 Item = tuple[str, SourceLoc, bool]  # text, location, read from a file (not yet decommented)
+
+
+# A raw line holding none of these needs no preprocessing beyond blanks and braces.
+_NOT_PLAIN = re.compile(r'[$@~"\\#!\0]')
+_BRACES = re.compile(r"([{}])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +268,8 @@ class Engine:
                 )
             text: str | None = item[0]
             loc = item[1]
+            if item[2] and self.pending is None and self._plain(item[0], loc):
+                continue
             if item[2]:
                 text = self._clean_raw(item[0], loc)
             if not text:
@@ -270,6 +278,39 @@ class Engine:
                 self._continue_definition(text, loc)
             else:
                 self._process(text, loc)
+
+    def _plain(self, raw: str, loc: SourceLoc) -> bool:
+        """Fast path for a line with no meta-syntax, quotes, comments or escapes.
+
+        Such a line only needs its blanks stripped and its braces split off, which is
+        what the general path would do with it; True when it was handled here.
+        """
+        if _NOT_PLAIN.search(raw) is not None or len(raw) > MAX_LINE_LENGTH:
+            return False
+        text = raw.strip()
+        if not text:
+            return True
+        if text.startswith("include"):
+            return False
+        if "{" not in text and "}" not in text:
+            self._output(text, loc)
+            return True
+        for piece in _BRACES.split(text):
+            piece = piece.strip()
+            if piece:
+                self._output(piece, loc)
+        return True
+
+    def _output(self, text: str, loc: SourceLoc) -> None:
+        self.output.append((text, loc))
+        if len(self.output) > MAX_OUTPUT_LINES:
+            self._fatal(
+                error(
+                    loc,
+                    f"configuration expands to more than {MAX_OUTPUT_LINES} lines",
+                    code="expansion-too-large",
+                )
+            )
 
     def _clean_raw(self, text: str, loc: SourceLoc) -> str | None:
         text = text.rstrip("\r")

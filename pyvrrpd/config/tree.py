@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import ConfigError, SourceLoc, error
 from .lexer import Token, tokenize
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
-    """A statement: a keyword, its arguments and, for a block, its children."""
+class Node(NamedTuple):
+    """A statement: a keyword, its arguments and, for a block, its children.
+
+    (A named tuple for cheap construction; see :class:`~pyvrrpd.config.lexer.Token`.)
+    """
 
     keyword: str
     args: tuple[Token, ...]
