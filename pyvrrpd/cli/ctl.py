@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
 
     sub.add_parser("genhash", help="MD5 digest of a URL, as keepalived's genhash", add_help=False)
+
+    from ..watch_live import add_arguments as add_watch_arguments
+
+    watch = sub.add_parser("watch", help="live table of the VRRP speakers heard on IFACE")
+    add_watch_arguments(watch)
     return p
 
 
@@ -78,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in DAEMON_COMMANDS:
         return daemon_command(args)
+    if args.command == "watch":
+        from ..watch_live import main as watch_main
+
+        return watch_main(args)
     if args.command == "release":
         report = release(args.state, force=args.force)
         for line in report.lines():
