@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine, Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .cli.daemon import SIGNUMS
@@ -172,6 +173,15 @@ class Operations:
         }
 
 
+def metrics_module(args: argparse.Namespace) -> ModuleType | None:
+    """pyvrrpd.metrics when --metrics is given, else None (ImportError: no prometheus_client)."""
+    if getattr(args, "metrics", None) is None:
+        return None
+    from . import metrics
+
+    return metrics
+
+
 async def serve(result: LoadResult, args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT, then leave cleanly (priority 0, VIPs removed).
 
@@ -182,6 +192,11 @@ async def serve(result: LoadResult, args: argparse.Namespace) -> int:
     from .daemon import Daemon
     from .net.linux import LinuxBackend
 
+    try:
+        metrics_mod = metrics_module(args)
+    except ImportError as exc:
+        log.error("%s", exc)
+        return 1
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     notifier = SdNotifier()
@@ -205,6 +220,9 @@ async def serve(result: LoadResult, args: argparse.Namespace) -> int:
                 await control.start()
             except OSError as exc:
                 log.error("control socket %s: %s (pyvrrpctl will not reach us)", control.path, exc)
+        metrics = None
+        if metrics_mod is not None:
+            metrics = await metrics_mod.start_metrics(daemon.status, args.metrics)
         notifier.ready(ops.summary())
         notifier.start_watchdog()
         refresher = loop.create_task(ops.refresh_state())
@@ -213,6 +231,8 @@ async def serve(result: LoadResult, args: argparse.Namespace) -> int:
         notifier.stopping()
         refresher.cancel()
         await control.close()
+        if metrics is not None:
+            await metrics.close()
         for task in list(ops.tasks):
             with contextlib.suppress(Exception):
                 await task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import signal
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,24 @@ SIGNUMS: dict[str, int] = {
     "STATS_CLEAR": signal.SIGRTMAX - 1,
     "JSON": signal.SIGRTMIN + 2,
 }
+
+
+def metrics_address(text: str) -> tuple[str | None, int]:
+    """``HOST:PORT``, ``[IPV6]:PORT`` or ``:PORT`` (every address) as (host or None, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT, [IPV6]:PORT or :PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: not an IPv6 address in brackets") from None
+    elif ":" in host or "[" in host or "]" in host or any(c.isspace() for c in host):
+        raise argparse.ArgumentTypeError(f"{text!r}: write IPv6 addresses in brackets: [::1]:9650")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port must be 1-65535")
+    return (host or None), int(port_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-file",
         metavar="PATH",
         help="state file for pyvrrpctl release (default /run/pyvrrpd/state.json; 'none': off)",
+    )
+    p.add_argument(
+        "--metrics",
+        type=metrics_address,
+        metavar="ADDR:PORT",
+        help="serve Prometheus metrics on /metrics at ADDR:PORT ([::1]:PORT for IPv6; "
+        ":PORT: every address); off by default; needs prometheus_client",
     )
     p.add_argument("-v", "--version", action="store_true", help="print the version")
     p.add_argument("--debug", nargs="?", const="", help="accepted (no effect)")
