@@ -11,7 +11,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config.schema import to_plain
 from .vrrp.priority import contribution
 
 if TYPE_CHECKING:
@@ -80,10 +79,59 @@ def vrrp_status(engine: VrrpEngine) -> list[dict[str, Any]]:
     return out
 
 
+def _check_entry(c: Any) -> dict[str, Any]:
+    """One check, compactly: what it is, where it points, and its last result."""
+    check = c.check
+    endpoint = getattr(check, "endpoint", None)
+    last = c.last
+    return {
+        "kind": str(getattr(check, "kind", type(check).__name__)),
+        "target": endpoint.describe() if endpoint is not None else None,
+        "up": c.up,
+        "has_run": c.has_run,
+        "last": None
+        if last is None
+        else {
+            "ok": last.ok,
+            "cause": last.cause,
+            "latency": last.latency,
+            "weight": last.weight,
+        },
+    }
+
+
+def lvs_status(status: Any) -> dict[str, Any]:
+    """The balancer's status as plain data (checks summarised, not their full settings)."""
+    return {
+        "virtual_servers": [
+            {
+                "name": vs.name,
+                "quorum_up": vs.quorum_up,
+                "weight_sum": vs.weight_sum,
+                "sorry_active": vs.sorry_active,
+                "suspended": vs.suspended,
+                "servers": [
+                    {
+                        "name": rs.name,
+                        "alive": rs.alive,
+                        "weight": rs.weight,
+                        "in_pool": rs.in_pool,
+                        "checks": [_check_entry(c) for c in rs.checks],
+                    }
+                    for rs in vs.servers
+                ],
+            }
+            for vs in status.virtual_servers
+        ],
+        "applies": status.applies,
+        "failed_ops": status.failed_ops,
+    }
+
+
 def snapshot(daemon: Daemon) -> dict[str, Any]:
     """Everything ``pyvrrpctl status --json`` shows."""
     balancer = daemon.balancer
-    lvs: Any = to_plain(balancer.status()) if balancer is not None else None
+    lvs: Any = lvs_status(balancer.status()) if balancer is not None else None
     return {
         "schema": SCHEMA_VERSION,
         "version": __version__,
