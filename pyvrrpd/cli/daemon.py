@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pyvrrpd``."""
     args = build_parser().parse_args(argv)
+    if args.config_test is None:
+        # A reload request before the daemon is ready must not kill it (the default
+        # action of SIGHUP); serve() installs the real handler.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if args.version:
         print(f"pyvrrpd {__version__} (keepalived-compatible command line)")
         return 0
