@@ -326,7 +326,8 @@ class SpeakerTable:
             live = [s for s in members if s.alive(now)]
             masters = self._masters(live)
             if len(masters) >= 2:
-                who = ", ".join(f"{s.src} prio {s.priority}" for s in masters)
+                ordered = sorted(masters, key=lambda s: (-s.priority, s.src.packed))
+                who = ", ".join(f"{s.src} prio {s.priority}" for s in ordered)
                 warnings.append(f"{name}: {len(masters)} masters! {who} all advertising")
                 for s in masters:
                     flags[s.key].append(f"{len(masters)} {MASTERS}")
