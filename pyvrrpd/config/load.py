@@ -102,7 +102,7 @@ def load_config(
 
         pre = preprocess_file(path, config_id=config_id)
         ctx.diagnostics.extend(pre.warnings)
-        nodes = parse_lines((ln.text, ln.loc) for ln in pre.lines)
+        nodes = parse_lines(pre.lines)
         files = pre.files
     config = build_config(nodes, ctx)
     diags = [*ctx.diagnostics, *validate(config, env)]

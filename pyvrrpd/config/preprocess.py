@@ -21,6 +21,7 @@ import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyvrrpd.config.errors import ConfigError, Diagnostic, Severity, SourceLoc
 from pyvrrpd.config.preprocess_engine import Engine, EngineOptions
@@ -28,9 +29,9 @@ from pyvrrpd.config.preprocess_engine import Engine, EngineOptions
 __all__ = ["Line", "Preprocessed", "preprocess_file", "preprocess_text"]
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One preprocessed configuration line and where the user wrote it."""
+class Line(NamedTuple):
+    """One preprocessed configuration line and where the user wrote it (a named tuple:
+    there is one per line, so construction cost matters)."""
 
     text: str  # comment-stripped, definitions expanded, stripped; never empty
     loc: SourceLoc
@@ -56,7 +57,7 @@ def _finish(engine: Engine) -> Preprocessed:
     if any(d.severity is Severity.ERROR for d in diagnostics):
         raise ConfigError(diagnostics)
     return Preprocessed(
-        lines=tuple(Line(text, loc) for text, loc in engine.output),
+        lines=tuple(map(Line._make, engine.output)),
         warnings=tuple(diagnostics),
         files=tuple(engine.files),
     )

@@ -292,25 +292,23 @@ class Engine:
             return True
         if text.startswith("include"):
             return False
+        out = self.output
         if "{" not in text and "}" not in text:
-            self._output(text, loc)
-            return True
-        for piece in _BRACES.split(text):
-            piece = piece.strip()
-            if piece:
-                self._output(piece, loc)
+            out.append((text, loc))
+        else:
+            out.extend((p, loc) for p in map(str.strip, _BRACES.split(text)) if p)
+        if len(out) > MAX_OUTPUT_LINES:
+            self._output_full(loc)
         return True
 
-    def _output(self, text: str, loc: SourceLoc) -> None:
-        self.output.append((text, loc))
-        if len(self.output) > MAX_OUTPUT_LINES:
-            self._fatal(
-                error(
-                    loc,
-                    f"configuration expands to more than {MAX_OUTPUT_LINES} lines",
-                    code="expansion-too-large",
-                )
+    def _output_full(self, loc: SourceLoc) -> None:
+        self._fatal(
+            error(
+                loc,
+                f"configuration expands to more than {MAX_OUTPUT_LINES} lines",
+                code="expansion-too-large",
             )
+        )
 
     def _clean_raw(self, text: str, loc: SourceLoc) -> str | None:
         text = text.rstrip("\r")
