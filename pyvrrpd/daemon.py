@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,17 +189,15 @@ class Daemon:
 
     async def _reload_balancer(self, new: LoadResult) -> int:
         old = self.balancer
-        before = getattr(getattr(old, "ipvs", None), "writes", 0)
+        before = self.ipvs.writes if self.ipvs is not None else 0
         owned: Any = ()
         if old is not None:
             old.release_on_stop = False
             owned = old.owned
             await old.stop()
         self.balancer = None
-        if new.config.virtual_servers:
-            self.balancer = await self._start_balancer(new.config, owned)
-        elif old is not None and owned:
-            # every virtual server is gone: remove ours from the kernel
+        if new.config.virtual_servers or owned:
+            # (with no virtual server left, the new engine only removes the old ones)
             self.balancer = await self._start_balancer(new.config, owned)
         return (self.ipvs.writes - before) if self.ipvs is not None else 0
 
@@ -279,8 +276,3 @@ class Daemon:
         from .status import snapshot
 
         return snapshot(self)
-
-
-def pid() -> int:
-    """Our process id (for status)."""
-    return os.getpid()

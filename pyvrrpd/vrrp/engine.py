@@ -86,10 +86,6 @@ class VrrpEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._log_limit: dict[str, _RateLimit] = {}
 
-    @property
-    def settings(self) -> list[InstanceSettings]:
-        return [v.settings for v in self.views.values()]
-
     # ------------------------------------------------------------------ start
 
     async def start(self) -> None:

@@ -14,11 +14,11 @@ import functools
 import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from ..net.backend import AddressSpec, NetBackend
+from ..net.backend import AddressSpec, NetBackend, RouteSpec, RuleSpec
 from .fsm import VrrpFsm
 from .fsm_types import (
     Action,
@@ -44,6 +44,7 @@ from .settings import InstanceSettings
 from .sync import GroupStateChanged, SyncGroup, Tagged
 
 log = logging.getLogger("pyvrrpd.vrrp")
+_T = TypeVar("_T")
 
 StateListener = Callable[["VrrpInstance", Action], None]
 GroupListener = Callable[[GroupStateChanged], None]
@@ -202,16 +203,27 @@ class VrrpInstance:
             log.info("(%s) Stopped", self.name)
 
     async def _set_vips(self, add: bool) -> None:
-        """Install (or remove, in reverse order) addresses, then routes, then rules."""
+        """Install or remove the instance's addresses, routes and rules."""
         s = self.settings
+        await self._change(add, (*s.vips, *s.excluded_vips), s.routes, s.rules)
+        self._vips_installed = add
+
+    async def _change(
+        self,
+        add: bool,
+        addresses: Sequence[AddressSpec],
+        routes: Sequence[RouteSpec],
+        rules: Sequence[RuleSpec],
+    ) -> None:
+        """Add addresses, then routes, then rules; or remove them in the reverse order."""
         steps: list[tuple[str, object, Callable[[], Awaitable[None]]]] = []
-        for spec in (*s.vips, *s.excluded_vips):
+        for spec in addresses:
             op = self.net.add_address if add else self.net.remove_address
             steps.append(("address", spec.address, functools.partial(op, spec)))
-        for route in s.routes:
+        for route in routes:
             rop = self.net.add_route if add else self.net.remove_route
             steps.append(("route", route.dst or "default", functools.partial(rop, route)))
-        for rule in s.rules:
+        for rule in rules:
             uop = self.net.add_rule if add else self.net.remove_rule
             steps.append(("rule", rule, functools.partial(uop, rule)))
         for what, obj, call in steps if add else reversed(steps):
@@ -220,40 +232,26 @@ class VrrpInstance:
             except Exception as exc:
                 verb = "add" if add else "remove"
                 log.error("(%s) cannot %s %s %s: %s", self.name, verb, what, obj, exc)
-        self._vips_installed = add
 
     async def _swap_settings(self, new: InstanceSettings) -> None:
+        """Reload: a master removes what is gone and adds (and announces) what is new."""
         old, self.settings = self.settings, new
         if not self._vips_installed:
             return
         old_addr = (*old.vips, *old.excluded_vips)
         new_addr = (*new.vips, *new.excluded_vips)
-        for rule in old.rules:
-            if rule not in new.rules:
-                await self._try("remove rule", rule, self.net.remove_rule(rule))
-        for route in old.routes:
-            if route not in new.routes:
-                await self._try("remove route", route.dst, self.net.remove_route(route))
-        for spec in old_addr:
-            if spec not in new_addr:
-                await self._try("remove address", spec.address, self.net.remove_address(spec))
-        added = [spec for spec in new_addr if spec not in old_addr]
-        for spec in added:
-            await self._try("add address", spec.address, self.net.add_address(spec))
-        for route in new.routes:
-            if route not in old.routes:
-                await self._try("add route", route.dst, self.net.add_route(route))
-        for rule in new.rules:
-            if rule not in old.rules:
-                await self._try("add rule", rule, self.net.add_rule(rule))
+        await self._change(
+            False,
+            _minus(old_addr, new_addr),
+            _minus(old.routes, new.routes),
+            _minus(old.rules, new.rules),
+        )
+        added = _minus(new_addr, old_addr)
+        await self._change(
+            True, added, _minus(new.routes, old.routes), _minus(new.rules, old.rules)
+        )
         for spec in added:
             await self._announce_one(spec)
-
-    async def _try(self, what: str, obj: object, call: Awaitable[None]) -> None:
-        try:
-            await call
-        except Exception as exc:
-            log.error("(%s) cannot %s %s: %s", self.name, what, obj, exc)
 
     async def _announce(self, repeat: int) -> None:
         s = self.settings
@@ -277,6 +275,11 @@ class VrrpInstance:
             log.warning(
                 "(%s) gratuitous announce of %s on %s failed: %s", self.name, ip, spec.dev, exc
             )
+
+
+def _minus(items: Sequence[_T], other: Sequence[_T]) -> tuple[_T, ...]:
+    """Items of ``items`` that are not in ``other``, in order."""
+    return tuple(x for x in items if x not in other)
 
 
 class Unit:
