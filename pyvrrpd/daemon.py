@@ -188,17 +188,19 @@ class Daemon:
         return ReloadOutcome(True, tuple(diags), plan, writes, "applied", ops)
 
     async def _reload_balancer(self, new: LoadResult) -> int:
+        """Reload the balancer in place (check states kept); the IPVS writes it took."""
         old = self.balancer
         before = self.ipvs.writes if self.ipvs is not None else 0
-        owned: Any = ()
-        if old is not None:
-            old.release_on_stop = False
-            owned = old.owned
-            await old.stop()
-        self.balancer = None
-        if new.config.virtual_servers or owned:
-            # (with no virtual server left, the new engine only removes the old ones)
-            self.balancer = await self._start_balancer(new.config, owned)
+        if old is None:
+            if new.config.virtual_servers:
+                self.balancer = await self._start_balancer(new.config, ())
+        else:
+            await old.reload(new.config)
+            if not new.config.virtual_servers:
+                # (the reload deleted the old services; nothing is left to check)
+                old.release_on_stop = False
+                await old.stop()
+                self.balancer = None
         return (self.ipvs.writes - before) if self.ipvs is not None else 0
 
     async def stop(self) -> None:
@@ -237,20 +239,21 @@ class Daemon:
         from .balancer.engine import BalancerEngine
         from .ipvs.plan import plan
 
-        old_owned = self.balancer.owned if self.balancer is not None else frozenset()
-        if not new.config.virtual_servers and not old_owned:
+        if not new.config.virtual_servers and self.balancer is None:
             return [], False
         if await self._open_ipvs() is None:
             raise OSError("IPVS is not available: cannot plan the virtual servers")
         proxy = DrainingIpvs(self.ipvs, self.drains)
-        engine = BalancerEngine(
-            new.config, proxy, release_on_stop=False, previously_owned=old_owned
-        )
-        for state in engine.states:
-            state.start()  # initial weights; scripts are not run
-        observed = {} if engine.flush else await self.ipvs.dump()
-        ops = plan(engine.desired(), observed, owned=engine.owned | old_owned)
-        return proxy.rewrite(ops), bool(engine.flush)
+        if self.balancer is not None:
+            desired, owned = self.balancer.preview(new.config)
+            flush = False
+        else:
+            engine = BalancerEngine(new.config, proxy, release_on_stop=False)
+            for state in engine.states:
+                state.start()  # initial weights; scripts are not run
+            desired, owned, flush = engine.desired(), engine.owned, bool(engine.flush)
+        observed = {} if flush else await self.ipvs.dump()
+        return proxy.rewrite(plan(desired, observed, owned=owned)), flush
 
     async def drain(self, vs: str, rs: str) -> dict[str, Any]:
         """Drain a real server (weight 0, removed once no connection is active)."""

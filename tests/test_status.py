@@ -146,6 +146,20 @@ async def test_plan_equals_what_reload_does(env: Env) -> None:
     assert not bad["valid"] and bad["diagnostics"]
 
 
+async def test_reload_keeps_the_balancer_and_removing_all_deletes(env: Env) -> None:
+    engine = env.daemon.balancer
+    new = env.write(vs("10.0.0.1", 80, rs("192.0.2.1") + rs("192.0.2.2", 4)), "new.conf")
+    outcome = await env.daemon.reload(new)
+    assert outcome.applied and outcome.ipvs_writes == 1
+    assert env.daemon.balancer is engine  # reloaded in place: check states kept
+    assert env.table() == {"192.0.2.1:80": 1, "192.0.2.2:80": 4}
+    empty = env.write("global_defs {\n router_id X\n}\n", "empty.conf")
+    assert (await env.daemon.plan(empty))["ipvs"]["ops"] == ["delete service TCP 10.0.0.1:80"]
+    outcome = await env.daemon.reload(empty)
+    assert outcome.applied and env.daemon.balancer is None
+    assert env.fake.services == {}
+
+
 async def test_drain_weight_zero_then_removed(env: Env) -> None:
     rs2 = (VS1, DestKey(ipaddress.ip_address("192.0.2.2"), 80))
     env.conns[rs2] = 2

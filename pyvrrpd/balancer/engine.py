@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from pyvrrpd.checks.runner import CheckRegistry, CheckUpdate, Subscription
 from pyvrrpd.config.model import Config
-from pyvrrpd.config.model_lvs import VirtualServer
 from pyvrrpd.ipvs.backend import IpvsBackend
 from pyvrrpd.ipvs.model import IPAddress, ServiceEntry, ServiceKey
 from pyvrrpd.ipvs.plan import DelService, Op, plan
@@ -79,7 +78,7 @@ class BalancerEngine:
         self.flush_on_stop = g.lvs_flush_on_stop
         self.spec: BalancerSpec = map_config(config)
         self._previously_owned = frozenset(previously_owned)
-        self._script_user = script_user
+        self._script_user = self._given_user = script_user
         self._draw = draw
         self._addresses: dict[IPAddress, int] = {}
         for addr in local_addresses:
@@ -88,6 +87,7 @@ class BalancerEngine:
         self._checks: list[list[list[CheckSpec]]] = []
         self._registry: CheckRegistry | None = None
         self._subs: list[Subscription] = []
+        self._by_key: dict[Hashable, Subscription] = {}
         self._scripts: set[asyncio.Task[None]] = set()
         self._applier: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -102,27 +102,39 @@ class BalancerEngine:
     # --- setup ------------------------------------------------------------------------
 
     def _build(self) -> None:
-        for problem in self.spec.problems:
+        self.states, self._checks = self._derive(self.spec, self.config, {})
+
+    def _derive(
+        self, spec: BalancerSpec, config: Config, carry: dict[str, VirtualServerState]
+    ) -> tuple[list[VirtualServerState], list[list[list[CheckSpec]]]]:
+        """States and checks of ``spec``; a state in ``carry`` (by name) whose virtual
+        server is unchanged is reused as it is (pool, quorum, check results)."""
+        for problem in spec.problems:
             log.warning("%s", problem)
-        for vspec in self.spec.virtual_servers:
-            vs = self._config_vs(vspec.name, vspec.index)
+        states: list[VirtualServerState] = []
+        checks: list[list[list[CheckSpec]]] = []
+        for vspec in spec.virtual_servers:
+            vs = config.virtual_servers[vspec.index]
+            assert vs.describe() == vspec.name
             per_rs: list[list[CheckSpec]] = []
             for rs in vs.real_servers:
-                specs, problems = real_server_checks(self.config, vs, rs)
+                specs, problems = real_server_checks(config, vs, rs)
                 for problem in problems:
                     log.warning("%s", problem)
                 per_rs.append(specs)
             ids = [[(c.key, c.schedule.alpha) for c in specs] for specs in per_rs]
-            state = VirtualServerState(vspec, ids)
-            if vspec.ha_suspend:
-                state.suspended = not any(vspec.watches(a) for a in self._addresses)
-            self.states.append(state)
-            self._checks.append(per_rs)
-
-    def _config_vs(self, name: str, index: int) -> VirtualServer:
-        vs = self.config.virtual_servers[index]
-        assert vs.describe() == name
-        return vs
+            old = carry.get(vspec.name)
+            if old is not None and old.same_as(vspec, ids):
+                state = old
+            else:
+                state = VirtualServerState(vspec, ids)
+                if old is not None:
+                    state.inherit(old)
+                if vspec.ha_suspend:
+                    state.suspended = not any(vspec.watches(a) for a in self._addresses)
+            states.append(state)
+            checks.append(per_rs)
+        return states, checks
 
     @property
     def check_tasks(self) -> int:
@@ -164,12 +176,81 @@ class BalancerEngine:
         registry = CheckRegistry(draw=self._draw)
         await registry.__aenter__()
         self._registry = registry
+        self._subs = self._subscribe(registry)
+
+    def _subscribe(self, registry: CheckRegistry) -> list[Subscription]:
+        """Subscribe every check; a state not started yet is seeded with the state of
+        checks that were already running (a reload), then started."""
+        subs: list[Subscription] = []
+        self._by_key = {}
         for v, per_rs in enumerate(self._checks):
+            state = self.states[v]
             for r, specs in enumerate(per_rs):
                 for spec in specs:
-                    self._subs.append(
-                        registry.subscribe(spec.check, spec.schedule, self._callback(v, r, spec))
-                    )
+                    sub = registry.subscribe(spec.check, spec.schedule, self._callback(v, r, spec))
+                    if not state.started:
+                        state.seed(r, spec.key, sub.state)
+                    subs.append(sub)
+                    self._by_key[spec.key] = sub
+            if not state.started:
+                self._execute(state.start())
+        return subs
+
+    async def reload(self, config: Config) -> None:
+        """Serve ``config`` from now on, in place: a virtual server left unchanged keeps its
+        state as it is; in a changed one, every check that is still wanted keeps running
+        with its state (no flap, no alpha restart); new checks start as at start-up. The
+        kernel then gets only the difference, and services the old config described but
+        the new one does not are deleted."""
+        if not self.running or self._registry is None:
+            raise RuntimeError("reload() needs a running engine")
+        old_owned = self.owned | self._previously_owned
+        old_timeouts = self.spec.timeouts
+        carry = {state.spec.name: state for state in self.states}
+        spec = map_config(config)
+        states, checks = self._derive(spec, config, carry)
+        for state, vspec in zip(states, spec.virtual_servers, strict=True):
+            state.spec = vspec  # a kept state may have moved in the file
+        self.config, self.spec = config, spec
+        self.states, self._checks = states, checks
+        self.flush_on_stop = config.global_defs.lvs_flush_on_stop
+        self._script_user = self._given_user
+        self._previously_owned = old_owned - self.owned
+        old_subs = self._subs
+        # New subscriptions first: a check wanted before and after keeps its task and state.
+        self._subs = self._subscribe(self._registry)
+        for sub in old_subs:
+            sub.close()
+        if spec.timeouts is not None and spec.timeouts != old_timeouts:
+            try:
+                await self.ipvs.set_timeouts(spec.timeouts)
+            except Exception as exc:
+                log.error("IPVS: cannot set lvs_timeouts: %s", exc)
+        self._request_apply()
+        await self.settle()
+        self._previously_owned = frozenset()
+
+    def preview(
+        self, config: Config
+    ) -> tuple[dict[ServiceKey, ServiceEntry], frozenset[ServiceKey]]:
+        """What :meth:`reload` of ``config`` would want in the kernel, and the services it
+        may delete, computed from the current check states without changing anything
+        (scripts are not run)."""
+        spec = map_config(config)
+        carry = {state.spec.name: state for state in self.states}
+        states, checks = self._derive(spec, config, carry)
+        table: dict[ServiceKey, ServiceEntry] = {}
+        for state, per_rs in zip(states, checks, strict=True):
+            if not state.started:
+                for r, specs in enumerate(per_rs):
+                    for c in specs:
+                        sub = self._by_key.get(c.key)
+                        if sub is not None:
+                            state.seed(r, c.key, sub.state)
+                state.start()
+            table.update(state.desired())
+        owned = frozenset(s.key for v in spec.virtual_servers for s in v.services)
+        return table, owned | self.owned | self._previously_owned
 
     async def stop(self) -> None:
         """Stop the checks, run ``omega`` scripts and release the table (unless told not to)."""

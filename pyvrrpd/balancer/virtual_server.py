@@ -28,7 +28,7 @@ the IPVS layer only ever sees a target, never a sequence of commands.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pyvrrpd.checks.base import CheckResult, CheckState
 from pyvrrpd.ipvs.model import Dest, DestKey, ServiceEntry, ServiceKey
@@ -127,6 +127,7 @@ class VirtualServerState:
         if len(checks) != len(spec.real_servers):
             raise ValueError("one list of checks per real server is needed")
         self.spec = spec
+        self._ids = tuple(tuple(ids) for ids in checks)
         self._servers = [
             _Server(rs, {cid: _Check(up=not alpha, alpha=alpha) for cid, alpha in ids})
             for rs, ids in zip(spec.real_servers, checks, strict=True)
@@ -135,6 +136,33 @@ class VirtualServerState:
         self.sorry_active = False
         self.suspended = spec.ha_suspend
         self.started = False
+
+    # --- reload -----------------------------------------------------------------------
+
+    def same_as(
+        self, spec: VirtualServerSpec, checks: Sequence[Sequence[tuple[Hashable, bool]]]
+    ) -> bool:
+        """Whether this state already serves ``spec`` with these checks (a reload that left
+        the virtual server unchanged, wherever it now sits in the file)."""
+        if tuple(tuple(ids) for ids in checks) != self._ids:
+            return False
+        return replace(self.spec, index=spec.index) == spec
+
+    def inherit(self, old: VirtualServerState) -> None:
+        """Take over the quorum and sorry-server state of the same virtual server before a
+        reload changed it, so that :meth:`start` reports only real changes."""
+        if old.started:
+            self.quorum_up = old.quorum_up
+            self.sorry_active = old.sorry_active and self.spec.sorry_server is not None
+
+    def seed(self, server: int, check: Hashable, state: CheckState) -> None:
+        """Before :meth:`start`: a check that was already running reports its state."""
+        if self.started:
+            raise RuntimeError("seed() comes before start()")
+        srv = self._servers[server]
+        chk = srv.checks[check]
+        chk.up, chk.has_run, chk.last = state.up, state.has_run, state.last
+        chk.contribution = self._contribution(srv, state) if state.up else 0
 
     # --- inputs -----------------------------------------------------------------------
 
