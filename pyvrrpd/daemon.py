@@ -264,15 +264,19 @@ class Daemon:
         item = await self.drainer.drain(self.balancer, self.ipvs, vs, rs)
         return item.as_dict()
 
-    async def undrain(self, vs: str, rs: str) -> dict[str, Any]:
-        """Give a drained real server back to the balancer."""
+    async def undrain(self, vs: str, rs: str, ramp: float = 0.0) -> dict[str, Any]:
+        """Give a drained real server back (at once, or ramping up over ``ramp`` s)."""
         if self.balancer is None or self.drainer is None:
             raise LookupError("nothing is being drained")
+        item = await self.drainer.undrain(self.balancer, vs, rs, self._refresh, ramp)
+        return item.as_dict()
+
+    async def _refresh(self) -> None:
+        """Write the balancer's table again through the drain/ramp rewriter."""
         from .ipvs.backend import reconcile
 
-        item = await self.drainer.undrain(self.balancer, vs, rs)
-        await reconcile(self.ipvs, self.balancer.desired(), owned=self.balancer.owned)
-        return item.as_dict()
+        if self.balancer is not None and self.proxy is not None:
+            await reconcile(self.proxy, self.balancer.desired(), owned=self.balancer.owned)
 
     def status(self) -> dict[str, Any]:
         """A JSON-able snapshot of both sides (see pyvrrpd.status)."""

@@ -4,7 +4,9 @@ connection left.
 The balancer owns the IPVS table and would put the configured weight back on its next
 apply, so it is given a :class:`DrainingIpvs`: a pass-through backend that rewrites what
 it writes for drained destinations (weight 0; not added back once removed). A drain
-lasts until ``undrain`` (reloads keep it). Active connections are read from
+lasts until ``undrain`` (reloads keep it). ``undrain`` may ramp the weight up instead of
+restoring it at once (slow start): the same backend scales the weight by the ramp's
+fraction, which a task raises step by step. Active connections are read from
 ``/proc/net/ip_vs`` (the generic-netlink dump in :mod:`pyvrrpd.ipvs.kernel` does not
 keep the counters).
 """
@@ -16,7 +18,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,17 @@ log = logging.getLogger("pyvrrpd")
 PROC_IP_VS = "/proc/net/ip_vs"
 Pair = tuple[ServiceKey, DestKey]
 ConnCounter = Callable[[], Mapping[Pair, int]]
+Refresh = Callable[[], Awaitable[None]]
+
+#: A slow-start ramp raises the weight in this many equal steps.
+RAMP_STEPS = 10
+
+
+def ramped_weight(weight: int, fraction: float) -> int:
+    """The weight sent while ramping: a share of ``weight``, at least 1 (0 stays 0)."""
+    if weight <= 0 or fraction >= 1.0:
+        return weight
+    return max(1, round(weight * fraction))
 
 
 def _hex_addr(text: str) -> tuple[IPAddress, int]:
@@ -106,6 +119,7 @@ class Drains:
     """Drains in progress or done, by (virtual server, real server) name."""
 
     items: dict[tuple[str, str], Drain] = field(default_factory=dict)
+    ramps: dict[Pair, float] = field(default_factory=dict)  # slow start: weight fraction
 
     def weight_zero(self) -> set[Pair]:
         return {p for d in self.items.values() for p in d.pairs}
@@ -129,18 +143,27 @@ class DrainingIpvs:
     def rewrite(self, ops: Sequence[Op]) -> list[Op]:
         """The ops as they go to the kernel."""
         zero, gone = self.drains.weight_zero(), self.drains.removed()
+        ramps = self.drains.ramps
         out: list[Op] = []
         for op in ops:
-            if isinstance(op, AddDest | EditDest) and (op.service, op.dest.key) in zero:
-                if (op.service, op.dest.key) in gone:
+            if isinstance(op, AddDest | EditDest):
+                pair = (op.service, op.dest.key)
+                if pair in gone:
                     continue
-                dest = dataclasses.replace(op.dest, weight=0)
-                if isinstance(op, EditDest):
-                    if dest == op.old:
-                        continue
-                    op = EditDest(op.service, dest, op.old)
+                if pair in zero:
+                    weight = 0
+                elif pair in ramps:
+                    weight = ramped_weight(op.dest.weight, ramps[pair])
                 else:
-                    op = AddDest(op.service, dest)
+                    weight = op.dest.weight
+                if weight != op.dest.weight:
+                    dest = dataclasses.replace(op.dest, weight=weight)
+                    if isinstance(op, EditDest):
+                        if dest == op.old:
+                            continue
+                        op = EditDest(op.service, dest, op.old)
+                    else:
+                        op = AddDest(op.service, dest)
             out.append(op)
         return out
 
@@ -243,16 +266,45 @@ class Drainer:
         log.info("drain: %s of %s at weight 0", rs_name, vs_name)
         return item
 
-    async def undrain(self, balancer: Any, vs: str, rs: str) -> Drain:
-        """Stop draining (the balancer puts the server back on its next apply)."""
+    async def undrain(
+        self, balancer: Any, vs: str, rs: str, refresh: Refresh, ramp: float = 0.0
+    ) -> Drain:
+        """Stop draining and give the server back through ``refresh`` (which reapplies the
+        balancer's table); with ``ramp`` seconds its weight climbs to the full weight in
+        :data:`RAMP_STEPS` steps instead of at once."""
         vs_name, rs_name, _ = resolve(balancer, vs, rs)
-        item = self.drains.items.pop((vs_name, rs_name), None)
-        task = self._tasks.pop((vs_name, rs_name), None)
-        if task is not None:
-            task.cancel()
+        key = (vs_name, rs_name)
+        item = self.drains.items.get(key)
         if item is None:
             raise LookupError(f"{rs_name} of {vs_name} is not being drained")
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            task.cancel()
+        if ramp > 0:
+            for pair in item.pairs:
+                self.drains.ramps[pair] = 1.0 / RAMP_STEPS
+        del self.drains.items[key]
+        await refresh()
+        if ramp > 0:
+            self._tasks[key] = asyncio.get_running_loop().create_task(
+                self._ramp(item, refresh, ramp)
+            )
+            log.info("undrain: %s of %s ramping up over %g s", rs_name, vs_name, ramp)
         return item
+
+    async def _ramp(self, item: Drain, refresh: Refresh, seconds: float) -> None:
+        try:
+            for step in range(2, RAMP_STEPS + 1):
+                await asyncio.sleep(seconds / RAMP_STEPS)
+                for pair in item.pairs:
+                    if pair in self.drains.ramps:
+                        self.drains.ramps[pair] = step / RAMP_STEPS
+                await refresh()
+        finally:
+            for pair in item.pairs:
+                self.drains.ramps.pop(pair, None)
+        await refresh()
+        log.info("undrain: %s of %s at full weight", item.rs, item.vs)
 
     async def _zero(self, ipvs: IpvsBackend, item: Drain) -> None:
         table = await ipvs.dump()

@@ -158,7 +158,8 @@ class Operations:
             return {"drain": await d.drain(str(req["vs"]), str(req["rs"]))}
 
         async def undrain(req: dict[str, Any]) -> dict[str, Any]:
-            return {"drain": await d.undrain(str(req["vs"]), str(req["rs"]))}
+            ramp = float(req.get("ramp") or 0.0)
+            return {"drain": await d.undrain(str(req["vs"]), str(req["rs"]), ramp)}
 
         async def dump(req: dict[str, Any]) -> dict[str, Any]:
             return {"path": self.dump(str(req.get("kind", "json")))}

@@ -25,7 +25,7 @@ from pyvrrpd.cli import ctl
 from pyvrrpd.cli.configtest import check
 from pyvrrpd.control import ControlServer, request
 from pyvrrpd.daemon import Daemon
-from pyvrrpd.drain import Drainer, Pair, parse_proc_ip_vs
+from pyvrrpd.drain import Drainer, Pair, parse_proc_ip_vs, ramped_weight
 from pyvrrpd.dumps import json_records, stats_text
 from pyvrrpd.ipvs.fake import FakeIpvs
 from pyvrrpd.ipvs.model import DestKey, Protocol, ServiceKey
@@ -186,6 +186,39 @@ async def test_drain_weight_zero_then_removed(env: Env) -> None:
         await env.daemon.drain("10.0.0.1:80", "192.0.2.99:80")
     await env.daemon.undrain("[10.0.0.1]:tcp:80", "[192.0.2.2]:80")
     assert env.table() == {"192.0.2.1:80": 1, "192.0.2.2:80": 3}
+
+
+async def test_undrain_one_keeps_the_other_drained_and_ramps(env: Env) -> None:
+    rs1 = (VS1, DestKey(ipaddress.ip_address("192.0.2.1"), 80))
+    rs2 = (VS1, DestKey(ipaddress.ip_address("192.0.2.2"), 80))
+    env.conns[rs1] = env.conns[rs2] = 1  # both kept at weight 0, not removed
+    await env.daemon.drain("10.0.0.1:80", "192.0.2.1:80")
+    await env.daemon.drain("10.0.0.1:80", "192.0.2.2:80")
+    assert env.table() == {"192.0.2.1:80": 0, "192.0.2.2:80": 0}
+    await env.daemon.undrain("10.0.0.1:80", "192.0.2.1:80")
+    assert env.table() == {"192.0.2.1:80": 1, "192.0.2.2:80": 0}  # the other stays drained
+    seen: list[int] = []
+    await env.daemon.undrain("10.0.0.1:80", "192.0.2.2:80", ramp=0.5)
+    for _ in range(200):
+        weight = env.table()["192.0.2.2:80"]
+        if not seen or seen[-1] != weight:
+            seen.append(weight)
+        if weight == 3 and not env.daemon.drains.ramps:
+            break
+        await asyncio.sleep(0.01)
+    # weight 3 in 10 steps: max(1, round(3 * k / 10)) -> 1, 2, 3, never 0, never down
+    assert seen == [1, 2, 3], seen
+    assert not env.daemon.drains.ramps
+    outcome = await env.daemon.reload()
+    assert outcome.applied and outcome.ipvs_writes == 0
+
+
+def test_ramped_weight() -> None:
+    args = ctl.build_parser().parse_args(["undrain", "10.0.0.1:80", "192.0.2.2:80", "--ramp", "30"])
+    assert args.ramp == 30.0
+    assert [ramped_weight(10, k / 10) for k in range(1, 11)] == list(range(1, 11))
+    assert ramped_weight(0, 0.1) == 0 and ramped_weight(7, 1.0) == 7
+    assert ramped_weight(100, 0.001) == 1
 
 
 def test_proc_ip_vs_parsing() -> None:

@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
         dr = sub.add_parser(name, help=text)
         dr.add_argument("vs", metavar="VS", help="virtual server: 10.0.0.1:80 or [10.0.0.1]:tcp:80")
         dr.add_argument("rs", metavar="RS", help="real server: 10.0.0.2:80")
+        if name == "undrain":
+            dr.add_argument(
+                "--ramp",
+                type=float,
+                default=0.0,
+                metavar="SECONDS",
+                help="slow start: raise the weight to its full value over SECONDS",
+            )
     dp = sub.add_parser("dump", help="write keepalived's dump file (as SIGUSR1/USR2/RTMIN+2)")
     dp.add_argument("kind", choices=("data", "stats", "json"))
     rel = sub.add_parser("release", help="after a crash: drop recorded VIPs, send priority 0")
@@ -128,6 +136,8 @@ def daemon_command(args: argparse.Namespace) -> int:
         params["path"] = os.path.abspath(args.file)
     if args.command in ("drain", "undrain"):
         params = {"vs": args.vs, "rs": args.rs}
+        if getattr(args, "ramp", 0.0):
+            params["ramp"] = args.ramp
     if args.command == "dump":
         params = {"kind": args.kind}
     try:
