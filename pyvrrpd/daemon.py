@@ -67,6 +67,7 @@ class Daemon:
     drains: Drains = field(default_factory=Drains)
     drainer: Drainer | None = None
     recorder: StateRecorder | None = None
+    sync: Any = None  # SyncDaemonFollower: lvs_sync_daemon following its VRRP instance
 
     @property
     def run_vrrp(self) -> bool:
@@ -81,12 +82,40 @@ class Daemon:
         config = self.result.config
         if self.run_lvs and config.virtual_servers:
             self.balancer = await self._start_balancer(config, previously_owned=())
-        if self.run_vrrp and config.vrrp_instances:
-            self.vrrp = VrrpEngine(config, self.net)
+        if self.run_vrrp and _has_vrrp(config):
+            self.vrrp = self._vrrp_engine(config)
             await self.vrrp.start()
             log.info("VRRP: %d instance(s) started", len(self.vrrp.instances))
         if self.recorder is not None:
             self.recorder.attach(self.vrrp)
+        await self._follow_sync(config)
+
+    def _vrrp_engine(self, config: Any) -> VrrpEngine:
+        keep = getattr(self.args, "dont_release_vrrp", False)
+        return VrrpEngine(config, self.net, release_on_stop=not keep)
+
+    async def _follow_sync(self, config: Any) -> None:
+        """Start, keep, retarget or stop the ``lvs_sync_daemon`` follower for ``config``."""
+        from .balancer.mapping import parse_lvs_sync_daemon
+
+        spec = None
+        if self.run_vrrp and self.vrrp is not None:
+            try:
+                spec = parse_lvs_sync_daemon(config.global_defs.lvs_sync_daemon)
+            except ValueError as exc:
+                log.error("lvs_sync_daemon: %s - ignored", exc)
+        if self.sync is not None and self.sync.spec != spec:
+            await self.sync.stop()
+            self.sync = None
+        if spec is None:
+            return
+        if self.sync is None:
+            from .balancer.sync_follow import SyncDaemonFollower
+
+            if await self._open_ipvs() is None:
+                return
+            self.sync = SyncDaemonFollower(self.ipvs, spec)
+        self.sync.attach(self.vrrp)
 
     async def _open_ipvs(self) -> Any:
         from .ipvs.kernel import KernelIpvs
@@ -164,8 +193,8 @@ class Daemon:
         if self.run_vrrp:
             if self.vrrp is not None:
                 plan = await self.vrrp.reload(new.config)
-            elif new.config.vrrp_instances:
-                self.vrrp = VrrpEngine(new.config, self.net)
+            elif _has_vrrp(new.config):
+                self.vrrp = self._vrrp_engine(new.config)
                 await self.vrrp.start()
         writes = 0
         sent: list[Any] = []
@@ -181,6 +210,7 @@ class Daemon:
         self.reloads += 1
         if self.recorder is not None:
             self.recorder.attach(self.vrrp)
+        await self._follow_sync(new.config)
         log.info("reload: %s applied", path)
         from .ipvs.plan import describe
 
@@ -209,6 +239,9 @@ class Daemon:
             await self.drainer.close()
         if self.vrrp is not None:
             await self.vrrp.stop()
+        if self.sync is not None:
+            await self.sync.stop()
+            self.sync = None
         if self.recorder is not None:
             self.recorder.clear()
         if self.balancer is not None:
@@ -283,3 +316,13 @@ class Daemon:
         from .status import snapshot
 
         return snapshot(self)
+
+
+def _has_vrrp(config: Any) -> bool:
+    """Whether the VRRP side has work: instances, or static addresses/routes/rules."""
+    return bool(
+        config.vrrp_instances
+        or config.static_ipaddress
+        or config.static_routes
+        or config.static_rules
+    )

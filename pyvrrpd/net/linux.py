@@ -311,7 +311,8 @@ class LinuxBackend:
             args["priority"] = spec.metric
         if spec.scope is not None:
             args["scope"] = int(spec.scope)
-        args["proto"] = spec.protocol if spec.protocol is not None else 3  # boot
+        # keepalived marks its routes "proto keepalived" (18) unless told otherwise
+        args["proto"] = spec.protocol if spec.protocol is not None else 18
         if spec.onlink:
             args["flags"] = RTNH_F_ONLINK
         if spec.tos:

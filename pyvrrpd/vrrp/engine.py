@@ -16,11 +16,13 @@ from ..net.backend import LinkWatch, NetBackend, VmacSpec
 from ..net.frames import parse_mac
 from .hooks import VrrpHooks
 from .instance import Group, Solo, VrrpInstance
+from .netchange import change, minus
 from .packet import IPAddress
 from .priority import TrackerKind
 from .reload import InstanceView, VrrpReloadPlan, plan_reload
 from .rx_filter import Accepted, RxPolicy, inspect
 from .settings import InstanceSettings, instance_settings
+from .statics import Statics, static_specs
 from .tracking import TrackerTable, follows_of
 from .transport import Datagram, SocketOptions, VrrpTransport
 
@@ -67,9 +69,11 @@ def views(config: Config) -> dict[str, InstanceView]:
 class VrrpEngine:
     """Runs every ``vrrp_instance`` of a configuration."""
 
-    def __init__(self, config: Config, net: NetBackend) -> None:
+    def __init__(self, config: Config, net: NetBackend, *, release_on_stop: bool = True) -> None:
         self.config = config
         self.net = net
+        self.release_on_stop = release_on_stop  # False: -V, addresses stay at stop
+        self.statics = Statics()
         self.views = views(config)
         self.instances: dict[str, VrrpInstance] = {}
         self.extras: dict[str, _Extras] = {}
@@ -89,7 +93,9 @@ class VrrpEngine:
     # ------------------------------------------------------------------ start
 
     async def start(self) -> None:
-        """Open the sockets and start every instance (BACKUP, or MASTER for owners)."""
+        """Put the static addresses, routes and rules in place; open the sockets and start
+        every instance (BACKUP, or MASTER for owners)."""
+        await self._set_statics(static_specs(self.config))
         created = [await self._create(v.settings) for v in self.views.values()]
         self._index()
         self._build_groups(self.config)
@@ -152,6 +158,7 @@ class VrrpEngine:
             )
             return None
         inst = VrrpInstance(s, self.net, transport, addr)
+        inst.release_on_stop = self.release_on_stop
         self.instances[s.name] = inst
         self.extras[s.name] = extras
         self.rx_if[s.name] = rx_if
@@ -275,8 +282,31 @@ class VrrpEngine:
 
     # ----------------------------------------------------------------- reload
 
+    async def _set_statics(self, new: Statics) -> None:
+        """Make the static blocks ``new``: remove what is gone, add what is new."""
+        for problem in new.problems:
+            log.warning("%s", problem)
+        old, self.statics = self.statics, new
+        await change(
+            self.net,
+            "static",
+            False,
+            minus(old.addresses, new.addresses),
+            minus(old.routes, new.routes),
+            minus(old.rules, new.rules),
+        )
+        await change(
+            self.net,
+            "static",
+            True,
+            minus(new.addresses, old.addresses),
+            minus(new.routes, old.routes),
+            minus(new.rules, old.rules),
+        )
+
     async def reload(self, config: Config) -> VrrpReloadPlan:
         """Apply a new configuration as a diff (see :mod:`pyvrrpd.vrrp.reload`)."""
+        await self._set_statics(static_specs(config))
         new_views = views(config)
         plan = plan_reload(self.views, new_views)
         for name in (*plan.removed, *plan.restart):
@@ -350,6 +380,7 @@ class VrrpEngine:
                     log.warning("cannot delete VMAC %s: %s", extras.vmac, exc)
         if self.hooks is not None:
             await self.hooks.stop()
+        await self._set_statics(Statics())  # removed even with -V, as keepalived does
 
 
 def _hooks_config(config: Config) -> tuple[object, ...]:

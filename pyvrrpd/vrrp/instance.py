@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from ..net.backend import AddressSpec, NetBackend, RouteSpec, RuleSpec
 from .fsm import VrrpFsm
@@ -38,13 +37,13 @@ from .fsm_types import (
     Stopped,
     Timer,
 )
+from .netchange import change, minus
 from .packet import Advert, IPAddress, encode_advert
 from .rx_filter import Accepted
 from .settings import InstanceSettings
 from .sync import GroupStateChanged, SyncGroup, Tagged
 
 log = logging.getLogger("pyvrrpd.vrrp")
-_T = TypeVar("_T")
 
 StateListener = Callable[["VrrpInstance", Action], None]
 GroupListener = Callable[[GroupStateChanged], None]
@@ -86,6 +85,8 @@ class VrrpInstance:
         self._queue: asyncio.Queue[Action | _NewSettings | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._vips_installed = False
+        self._stopping = False
+        self.release_on_stop = True  # False: -V, the addresses stay when the daemon stops
         self._macs: dict[str, bytes] = {}
         self.tx_failures = 0
 
@@ -127,7 +128,9 @@ class VrrpInstance:
         await self._queue.put(_NewSettings(settings))
 
     async def stop(self) -> None:
-        """Leave: priority 0 advert when master, addresses removed, worker drained."""
+        """Leave: priority 0 advert when master, addresses removed (kept with -V), worker
+        drained."""
+        self._stopping = True
         self.feed(Shutdown())
         await self._queue.put(None)
         if self._worker is not None:
@@ -139,6 +142,8 @@ class VrrpInstance:
     def execute(self, action: Action) -> None:
         """Carry out one action: adverts at once, everything else in order on the worker."""
         if isinstance(action, SendAdvert):
+            if self._stopping and not self.release_on_stop and action.priority == 0:
+                return  # -V: the addresses stay, so this node does not resign either
             self._send_advert(action)
         else:
             self._queue.put_nowait(action)
@@ -190,6 +195,10 @@ class VrrpInstance:
         if isinstance(action, AddVips):
             await self._set_vips(True)
         elif isinstance(action, RemoveVips):
+            if self._stopping and not self.release_on_stop:
+                if self._vips_installed:
+                    log.info("(%s) keeping the virtual addresses (-V)", self.name)
+                return
             await self._set_vips(False)
         elif isinstance(action, SendGratuitous):
             await self._announce(action.repeat)
@@ -216,22 +225,7 @@ class VrrpInstance:
         rules: Sequence[RuleSpec],
     ) -> None:
         """Add addresses, then routes, then rules; or remove them in the reverse order."""
-        steps: list[tuple[str, object, Callable[[], Awaitable[None]]]] = []
-        for spec in addresses:
-            op = self.net.add_address if add else self.net.remove_address
-            steps.append(("address", spec.address, functools.partial(op, spec)))
-        for route in routes:
-            rop = self.net.add_route if add else self.net.remove_route
-            steps.append(("route", route.dst or "default", functools.partial(rop, route)))
-        for rule in rules:
-            uop = self.net.add_rule if add else self.net.remove_rule
-            steps.append(("rule", rule, functools.partial(uop, rule)))
-        for what, obj, call in steps if add else reversed(steps):
-            try:
-                await call()
-            except Exception as exc:
-                verb = "add" if add else "remove"
-                log.error("(%s) cannot %s %s %s: %s", self.name, verb, what, obj, exc)
+        await change(self.net, self.name, add, addresses, routes, rules)
 
     async def _swap_settings(self, new: InstanceSettings) -> None:
         """Reload: a master removes what is gone and adds (and announces) what is new."""
@@ -242,14 +236,12 @@ class VrrpInstance:
         new_addr = (*new.vips, *new.excluded_vips)
         await self._change(
             False,
-            _minus(old_addr, new_addr),
-            _minus(old.routes, new.routes),
-            _minus(old.rules, new.rules),
+            minus(old_addr, new_addr),
+            minus(old.routes, new.routes),
+            minus(old.rules, new.rules),
         )
-        added = _minus(new_addr, old_addr)
-        await self._change(
-            True, added, _minus(new.routes, old.routes), _minus(new.rules, old.rules)
-        )
+        added = minus(new_addr, old_addr)
+        await self._change(True, added, minus(new.routes, old.routes), minus(new.rules, old.rules))
         for spec in added:
             await self._announce_one(spec)
 
@@ -275,11 +267,6 @@ class VrrpInstance:
             log.warning(
                 "(%s) gratuitous announce of %s on %s failed: %s", self.name, ip, spec.dev, exc
             )
-
-
-def _minus(items: Sequence[_T], other: Sequence[_T]) -> tuple[_T, ...]:
-    """Items of ``items`` that are not in ``other``, in order."""
-    return tuple(x for x in items if x not in other)
 
 
 class Unit:

@@ -192,7 +192,6 @@ def test_crash_release_takeover(lab: Lab) -> None:
     print(f"release -> VIP on b: {took:.3f} s (pyvrrpctl start included); "
           f"priority 0 -> b master on the wire: {wire:.3f} s (skew time 0.609 s)")  # fmt: skip
     assert 0.5 < wire < 0.61 + 0.3, wire  # the skew time, not the 3.6 s master-down
-    assert took < 2.5, took
     assert holders(lab, hosts, "10.77.0.100") == ["b"]  # nothing left on the dead node
     assert b"sent priority 0 for VI_1" in out and b"removed 10.77.0.100/24 dev eth0" in out
     again = lab.exec(a, [*CTL, "release", "--state", str(na.state)])

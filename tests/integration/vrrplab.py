@@ -71,8 +71,11 @@ class Daemon:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def start_daemon(lab: Lab, host: Host, kind: str, conf_text: str) -> Daemon:
-    """Start pyvrrpd or keepalived with keepalived's command line, logging to a file."""
+def start_daemon(
+    lab: Lab, host: Host, kind: str, conf_text: str, extra: Sequence[str] = ()
+) -> Daemon:
+    """Start pyvrrpd or keepalived with keepalived's command line (plus ``extra``
+    arguments), logging to a file."""
     d = lab.tmpdir / f"{host.name}-{kind}"
     d.mkdir(exist_ok=True)
     conf = d / "keepalived.conf"
@@ -84,6 +87,7 @@ def start_daemon(lab: Lab, host: Host, kind: str, conf_text: str) -> Daemon:
     if kind == "pyvrrpd":  # keep the control socket and state file inside the lab
         cmd += ["--control-socket", str(d / "control.sock"), "--state-file",
                 str(d / "state.json")]  # fmt: skip
+    cmd += extra
     fh = open(log, "wb")  # noqa: SIM115 (closed with the process)
     proc = lab.popen(host, cmd, stdout=fh, stderr=subprocess.STDOUT)
     fh.close()

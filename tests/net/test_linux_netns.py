@@ -270,8 +270,9 @@ async def test_routes_added_and_removed(lab: Lab, r1: Host, net: LinuxBackend) -
     for spec in (via, hole, six, multi, via):
         await net.add_route(spec)
     try:
-        assert "192.0.2.0/24 via 10.9.0.100 dev eth0 src 10.9.0.1 metric 7" in lab.ip(
-            "route", "show", "table", "100", ns=r1
+        assert (
+            "192.0.2.0/24 via 10.9.0.100 dev eth0 proto keepalived src 10.9.0.1 metric 7"
+            in lab.ip("route", "show", "table", "100", ns=r1)
         )
         assert "blackhole 198.51.100.0/24" in lab.ip("route", ns=r1)
         assert "unreachable 2001:db8::/48" in lab.ip("-6", "route", ns=r1)
