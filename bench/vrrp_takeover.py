@@ -4,12 +4,15 @@ Takeover = the new master's first gratuitous ARP - the old master's last advert 
 priority-0 advert after SIGTERM), both read from one tcpdump in a client namespace on the
 bridge (MAC learning off, so unicast adverts are flooded to the client too). Master 150,
 backup 100. Per trial: kill -9 of the master's process group, restart it and let it preempt,
-then SIGTERM, restart it again.
+then SIGTERM, restart it again; then kill -9 followed by ``pyvrrpctl release`` as systemd's
+ExecStopPost runs it (keepalived has no such step: its row is a plain kill -9). That last
+one is timed from the kill (the release's own start-up counts), to the backup's first GARP.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +59,12 @@ MODES = (
     Mode("v3, 0.1 s, unicast", 3, 0.1, True),
     Mode("v3, 0.05 s, multicast", 3, 0.05, False),
 )
-EVENTS = {"kill9": "kill -9 (group)", "sigterm": "SIGTERM (prio 0)"}
+EVENTS = {
+    "kill9": "kill -9 (group)",
+    "sigterm": "SIGTERM (prio 0)",
+    "release": "kill -9 + release (keepalived: kill -9)",
+}
+CTL = [sys.executable, "-m", "pyvrrpd.cli.ctl"]
 
 
 def conf(router: str, prio: int, mode: Mode, me: str, peer: str) -> str:
@@ -112,8 +120,11 @@ class Pair:
         time.sleep(max(0.3, 1.5 * adv))  # at least one advert of the master in the capture
         old: Daemon = self.da
         t_event = time.time()
-        if event == "kill9":
+        if event in ("kill9", "release"):
             kill_group(self.lab, old)
+            if event == "release" and self.impl == "pyvrrpd":
+                state = str(old.conf.parent / "state.json")
+                self.lab.exec(self.a, [*CTL, "release", "--state", state], timeout=20)
         else:
             old.proc.send_signal(signal.SIGTERM)
         took = wait_for(lambda: holders(self.lab, [self.b], VIP) == ["b"], 15)
@@ -129,6 +140,7 @@ class Pair:
         b_adv = first(evs, "advert", after=t_event, src_ip=B_IP)
         rec = {
             "event": event,
+            "kill_to_garp": garp.t - t_event,
             "t_signal": t_event,
             "last_advert_a": last_adv.t,
             "last_advert_a_priority": last_adv.priority,
@@ -162,7 +174,7 @@ def measure(impl: str, mode: Mode, trials: int, rows: dict[tuple[str, str], Row]
                     log(f"  retry {event}: captured {got}, last prio {prio} (try {attempt + 1})")
                 records.append(rec)
                 row = rows[(mode.name, event)]
-                row.samples[impl].add(rec["takeover"])
+                row.samples[impl].add(rec["kill_to_garp" if event == "release" else "takeover"])
                 rows[(mode.name, event + "-adv")].samples[impl].add(rec["advert_to_advert"])
                 log(f"  {impl} {mode.name} {event} #{i + 1}: takeover {rec['takeover']:.4f} s "
                     f"(first advert {rec['advert_to_advert']:.4f} s)")  # fmt: skip
@@ -176,8 +188,9 @@ def run(trials: int, modes: tuple[Mode, ...] = MODES) -> tuple[list[Row], dict[s
     rows: dict[tuple[str, str], Row] = {}
     for mode in modes:
         for event, label in EVENTS.items():
+            what = "GARP - kill" if event == "release" else "GARP - last advert"
             rows[(mode.name, event)] = Row(
-                "takeover", f"{label}: GARP - last advert", mode.name, "s",
+                "takeover", f"{label}: {what}", mode.name, "s",
                 bound=f"{mode.bound(event):.3f}",
             )  # fmt: skip
             rows[(mode.name, event + "-adv")] = Row(
