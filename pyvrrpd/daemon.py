@@ -68,6 +68,7 @@ class Daemon:
     drainer: Drainer | None = None
     recorder: StateRecorder | None = None
     sync: Any = None  # SyncDaemonFollower: lvs_sync_daemon following its VRRP instance
+    result_hooks: list[Any] = field(default_factory=list)  # every check result (metrics)
 
     @property
     def run_vrrp(self) -> bool:
@@ -144,6 +145,7 @@ class Daemon:
             self.proxy,
             release_on_stop=not getattr(self.args, "dont_release_ipvs", False),
             previously_owned=previously_owned,
+            result_hooks=self.result_hooks,
         )
         await balancer.start()
         log.info("IPVS: %d virtual server(s) programmed", len(balancer.states))

@@ -80,12 +80,12 @@ CheckKey = tuple[str, str, str, str]
 
 
 class LatencyHistograms:
-    """Cumulative check-latency histograms fed from the snapshot's last check results.
+    """Cumulative check-latency histograms.
 
-    The balancer keeps only each check's last result, so a result is observed when a
-    scrape sees it for the first time: results that come and go between two scrapes are
-    not counted. Scrape at least as often as the shortest ``delay_loop`` for complete
-    histograms; the ``pyvrrpd_ipvs_check_last_latency_seconds`` gauge is always exact.
+    Live (the daemon calls :meth:`record` for every check result through the balancer's
+    result hook) every result is counted. Otherwise a result is observed when a scrape
+    sees it for the first time in the snapshot (results that come and go between two
+    scrapes are missed).
     """
 
     def __init__(self, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
@@ -93,18 +93,28 @@ class LatencyHistograms:
         self._counts: dict[CheckKey, list[int]] = {}  # per bucket, then +Inf
         self._sums: dict[CheckKey, float] = {}
         self._seen: dict[CheckKey, tuple[Any, ...]] = {}
+        self.live = False
 
-    def observe(self, key: CheckKey, last: Mapping[str, Any]) -> bool:
-        """Count ``last`` (a check result) unless it is the one seen before; True if counted."""
-        ident = (last.get("ok"), last.get("cause"), last.get("latency"))
-        if self._seen.get(key) == ident:
-            return False
-        self._seen[key] = ident
-        latency = float(last.get("latency") or 0.0)
+    def record(self, vs: str, rs: str, index: int, kind: str, latency: float) -> None:
+        """Count one check result (the balancer's result hook); makes the histograms live."""
+        self.live = True
+        self._add((vs, rs, str(index), kind), latency)
+
+    def _add(self, key: CheckKey, latency: float) -> None:
         counts = self._counts.setdefault(key, [0] * (len(self.buckets) + 1))
         index = next((i for i, le in enumerate(self.buckets) if latency <= le), len(self.buckets))
         counts[index] += 1
         self._sums[key] = self._sums.get(key, 0.0) + latency
+
+    def observe(self, key: CheckKey, last: Mapping[str, Any]) -> bool:
+        """A scrape saw ``last`` (a check result): count it unless it is the one seen before
+        or the histograms are live; True if it was new."""
+        ident = (last.get("ok"), last.get("cause"), last.get("latency"))
+        if self._seen.get(key) == ident:
+            return False
+        self._seen[key] = ident
+        if not self.live:
+            self._add(key, float(last.get("latency") or 0.0))
         return True
 
     def retain(self, keys: Iterable[CheckKey]) -> None:

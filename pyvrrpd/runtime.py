@@ -224,6 +224,8 @@ async def serve(result: LoadResult, args: argparse.Namespace) -> int:
         metrics = None
         if metrics_mod is not None:
             metrics = await metrics_mod.start_metrics(daemon.status, args.metrics)
+            if metrics is not None:  # every check result feeds the latency histograms
+                daemon.result_hooks.append(metrics.collector.histograms.record)
         notifier.ready(ops.summary())
         notifier.start_watchdog()
         refresher = loop.create_task(ops.refresh_state())

@@ -82,6 +82,8 @@ def vrrp_status(engine: VrrpEngine) -> list[dict[str, Any]]:
 def _check_entry(c: Any) -> dict[str, Any]:
     """One check, compactly: what it is, where it points, and its last result."""
     check = c.check
+    if isinstance(check, tuple) and check:  # the balancer's key: (checker, schedule)
+        check = check[0]
     endpoint = getattr(check, "endpoint", None)
     last = c.last
     return {

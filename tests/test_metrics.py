@@ -238,6 +238,23 @@ def test_histogram_counts_each_new_result_once() -> None:
     assert ("pyvrrpd_ipvs_check_latency_seconds_count", frozenset(c0.items())) not in s
 
 
+def test_live_histograms_count_every_result_and_ignore_the_snapshot() -> None:
+    snap = fake_snapshot()
+    checks = snap["ipvs"]["virtual_servers"][0]["servers"][0]["checks"]
+    checks[0]["kind"] = "TCP_CHECK"
+    collector = SnapshotCollector(lambda: snap)
+    c0 = dict(virtual_server="[10.0.0.1]:tcp:80", real_server="[192.0.2.1]:80", check="0")
+    c0["kind"] = "TCP_CHECK"
+    for latency in (0.001, 0.001, 0.5):  # three results between two scrapes, two alike
+        collector.histograms.record(c0["virtual_server"], c0["real_server"], 0, "TCP_CHECK",
+                                    latency)  # fmt: skip
+    s = scrape(None, collector)
+    assert get(s, "pyvrrpd_ipvs_check_latency_seconds_count", **c0) == 3  # none missed
+    checks[0]["last"] = check_result(True, 0.02, "again")
+    s = scrape(None, collector)  # the snapshot's result was recorded live already
+    assert get(s, "pyvrrpd_ipvs_check_latency_seconds_count", **c0) == 3
+
+
 def test_latency_histograms_buckets() -> None:
     h = LatencyHistograms((0.1, 1.0))
     key = ("vs", "rs", "0", "")

@@ -213,6 +213,19 @@ async def test_undrain_one_keeps_the_other_drained_and_ramps(env: Env) -> None:
     assert outcome.applied and outcome.ipvs_writes == 0
 
 
+def test_check_entries_name_the_checker() -> None:
+    from pyvrrpd.balancer.virtual_server import CheckStatus
+    from pyvrrpd.checks.base import CheckResult, Schedule
+    from pyvrrpd.checks.conn import Endpoint
+    from pyvrrpd.checks.tcp import TcpCheck
+    from pyvrrpd.status import _check_entry
+
+    key = (TcpCheck(Endpoint(ipaddress.ip_address("192.0.2.1"), 80)), Schedule())
+    entry = _check_entry(CheckStatus(key, True, True, CheckResult(True, "ok", latency=0.002)))
+    assert entry["kind"] == "TCP_CHECK" and entry["target"] == "192.0.2.1:80"
+    assert entry["last"]["latency"] == 0.002
+
+
 def test_ramped_weight() -> None:
     args = ctl.build_parser().parse_args(["undrain", "10.0.0.1:80", "192.0.2.2:80", "--ramp", "30"])
     assert args.ramp == 30.0

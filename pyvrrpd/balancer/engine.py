@@ -33,6 +33,10 @@ from .virtual_server import Action, Notice, RunScript, VirtualServerState, Virtu
 
 log = logging.getLogger(__name__)
 
+#: Called with (virtual server, real server, check index, check kind, latency) for every
+#: check result (the metrics' latency histograms).
+ResultHook = Callable[[str, str, int, str, float], None]
+
 #: How long stop() waits for scripts still running.
 SCRIPT_DRAIN = 2.0
 
@@ -69,6 +73,7 @@ class BalancerEngine:
         previously_owned: Iterable[ServiceKey] = (),
         script_user: ScriptUser | None = None,
         draw: Callable[[], float] = random.random,
+        result_hooks: list[ResultHook] | None = None,
     ) -> None:
         self.config = config
         self.ipvs = ipvs
@@ -80,6 +85,7 @@ class BalancerEngine:
         self._previously_owned = frozenset(previously_owned)
         self._script_user = self._given_user = script_user
         self._draw = draw
+        self.result_hooks = result_hooks if result_hooks is not None else []
         self._addresses: dict[IPAddress, int] = {}
         for addr in local_addresses:
             self._addresses[addr] = self._addresses.get(addr, 0) + 1
@@ -186,8 +192,9 @@ class BalancerEngine:
         for v, per_rs in enumerate(self._checks):
             state = self.states[v]
             for r, specs in enumerate(per_rs):
-                for spec in specs:
-                    sub = registry.subscribe(spec.check, spec.schedule, self._callback(v, r, spec))
+                for n, spec in enumerate(specs):
+                    callback = self._callback(v, r, n, spec)
+                    sub = registry.subscribe(spec.check, spec.schedule, callback)
                     if not state.started:
                         state.seed(r, spec.key, sub.state)
                     subs.append(sub)
@@ -316,11 +323,18 @@ class BalancerEngine:
 
     # --- checks -> states -------------------------------------------------------------
 
-    def _callback(self, v: int, r: int, spec: CheckSpec) -> Callable[[CheckUpdate], None]:
+    def _callback(self, v: int, r: int, n: int, spec: CheckSpec) -> Callable[[CheckUpdate], None]:
         key: Hashable = spec.key
+        kind = str(getattr(spec.check, "kind", type(spec.check).__name__))
 
         def on_update(update: CheckUpdate) -> None:
             state = self.states[v]
+            for hook in self.result_hooks:
+                try:
+                    hook(state.spec.name, state.spec.real_servers[r].name, n, kind,
+                         update.result.latency)  # fmt: skip
+                except Exception:
+                    log.exception("check result hook failed")
             before = (state.sorry_active, state.dest_weights())
             self._execute(state.on_check(r, key, update.state))
             if (state.sorry_active, state.dest_weights()) != before:

@@ -147,3 +147,20 @@ async def test_preview_predicts_the_reload(listeners: list[Listener]) -> None:
         assert table(fake) == {b: 2}
     finally:
         await eng.stop()
+
+
+async def test_every_result_reaches_the_result_hooks(listeners: list[Listener]) -> None:
+    fake = FakeIpvs()
+    seen: list[tuple[str, str, int, str, float]] = []
+    eng = engine(vs_text(listeners), fake, result_hooks=[lambda *a: seen.append(a)])
+    await eng.start()
+    try:
+        await until(lambda: len(seen) >= 6)  # three rounds of two servers (delay_loop 0.2)
+        a, b = names(listeners)
+        assert {(vs, rs, n, kind) for vs, rs, n, kind, _ in seen} == {
+            ("[10.0.0.1]:tcp:80", f"[{a.split(':')[0]}]:{a.split(':')[1]}", 0, "TCP_CHECK"),
+            ("[10.0.0.1]:tcp:80", f"[{b.split(':')[0]}]:{b.split(':')[1]}", 0, "TCP_CHECK"),
+        }
+        assert all(0 <= latency < 1 for *_, latency in seen)
+    finally:
+        await eng.stop()
