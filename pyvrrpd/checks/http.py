@@ -2,7 +2,10 @@
 
 Requests are written like keepalived's (``User-Agent: KeepAliveClient``, ``Host`` is the
 virtual host or ``ip:port``, ``Connection: close`` for 1.0C and 1.1); responses are parsed
-with h11. The MD5 digest is of the decoded body. TLS does not verify the server unless
+with h11. The MD5 digest is of the body bytes as they came on the wire after the headers
+(for a chunked answer: with its chunk framing), as keepalived and its genhash compute it,
+so digests made with either tool agree; the regex sees the decoded body. TLS does not
+verify the server unless
 :attr:`TlsParams.verify` is set (keepalived never does).
 """
 
@@ -87,7 +90,7 @@ class HttpReply:
     reason: str
     headers: tuple[tuple[str, str], ...]
     body: bytes  # at most MAX_KEPT_BODY bytes
-    digest: str  # MD5 of the whole body, lowercase hex
+    digest: str  # MD5 of the body as sent (chunk framing included), lowercase hex
     length: int
 
 
@@ -151,14 +154,16 @@ async def _read_reply(
             except TimeoutError:
                 raise CheckFailed(f"read from {ep.describe()} timed out") from None
             conn.receive_data(data)
+            if response is not None:
+                md5.update(data)
             continue
         if isinstance(event, h11.InformationalResponse):
             continue
         if isinstance(event, h11.Response):
             response = event
+            md5.update(conn.trailing_data[0])  # what followed the headers so far
         elif isinstance(event, h11.Data):
             chunk = bytes(event.data)
-            md5.update(chunk)
             length += len(chunk)
             if len(kept) < MAX_KEPT_BODY:
                 kept += chunk[: MAX_KEPT_BODY - len(kept)]

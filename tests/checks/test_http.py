@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 import ssl
 
 import pytest
@@ -158,15 +159,18 @@ def test_build_request_rejects_unknown_protocol() -> None:
         Url("/", digest="xyz")
 
 
-async def test_chunked_http11_body_is_decoded_for_the_digest() -> None:
-    raw = (
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (BODY[:10], BODY[10:]))
-        + b"0\r\n\r\n"
-    )
+async def test_chunked_http11_digest_covers_the_framing_as_keepalived() -> None:
+    """keepalived 2.2.7's genhash hashes a chunked body with its framing (checked against
+    /usr/bin/genhash on a chunked server); the regex sees the decoded body."""
+    framed = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (BODY[:10], BODY[10:])) + b"0\r\n\r\n"
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + framed
+    want = hashlib.md5(framed).hexdigest()
+    url = Url("/", digest=want, regex=re.escape(BODY[5:20].decode()))
     async with tcp_server(responder(raw=raw)) as srv:
+        res = await run_once(check(srv.port, url, http_protocol="1.1"))
+        assert res.ok, res.cause
         res = await run_once(check(srv.port, Url("/", digest=DIGEST), http_protocol="1.1"))
-    assert res.ok, res.cause
+    assert not res.ok and "digest" in res.cause  # the decoded body's digest is not it
 
 
 def _server_tls(files: CertFiles, names: list[str | None]) -> ssl.SSLContext:
@@ -246,3 +250,30 @@ async def test_body_delimited_by_close_is_digested_whole() -> None:
     async with tcp_server(responder(raw=raw)) as srv:
         res = await run_once(check(srv.port, Url("/", digest=DIGEST)))
     assert res.ok, res.cause
+
+
+@pytest.mark.keepalived
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_genhash_agrees_with_keepalived_genhash(chunked: bool) -> None:
+    import shutil
+    import sys
+
+    if shutil.which("genhash") is None:
+        pytest.skip("keepalived's genhash is not installed")
+    framed = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (BODY[:7], BODY[7:])) + b"0\r\n\r\n"
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + framed if chunked else b""
+
+    async def digest(*cmd: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0, out
+        return out.decode().split()[-1]
+
+    async with tcp_server(responder(raw=raw)) as srv:
+        args = ["-s", "127.0.0.1", "-p", str(srv.port), "-u", "/", "-P", "1.1"]
+        theirs = await digest("genhash", *args)
+        ours = await digest(sys.executable, "-m", "pyvrrpd.cli.ctl", "genhash", *args)
+    assert ours == theirs
+    assert theirs == hashlib.md5(framed if chunked else BODY).hexdigest()
