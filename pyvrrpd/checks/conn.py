@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from errno import EINPROGRESS, EINTR
 from ipaddress import IPv4Address, IPv6Address
 
 from .base import CheckFailed
@@ -33,29 +36,37 @@ class Endpoint:
     bind_if: str | None = None
     fwmark: int | None = None
     connect_timeout: float = 5.0
+    # Derived once (checks run often): family, socket address and the ``describe`` text.
+    _family: socket.AddressFamily = field(init=False, repr=False, compare=False)
+    _sockaddr: tuple[str, int] = field(init=False, repr=False, compare=False)
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        host = str(self.address)
+        v6 = self.address.version == 6
+        object.__setattr__(self, "_family", socket.AF_INET6 if v6 else socket.AF_INET)
+        object.__setattr__(self, "_sockaddr", (host, self.port))
+        object.__setattr__(self, "_text", f"[{host}]:{self.port}" if v6 else f"{host}:{self.port}")
 
     @property
     def family(self) -> socket.AddressFamily:
         """AF_INET or AF_INET6, from the target address."""
-        return socket.AF_INET6 if self.address.version == 6 else socket.AF_INET
+        return self._family
 
     @property
     def sockaddr(self) -> tuple[str, int]:
         """The target as a socket address."""
-        return (str(self.address), self.port)
+        return self._sockaddr
 
     def describe(self) -> str:
         """``ip:port`` (``[ip]:port`` for IPv6), for causes and logs."""
-        if self.address.version == 6:
-            return f"[{self.address}]:{self.port}"
-        return f"{self.address}:{self.port}"
+        return self._text
 
 
 def make_socket(ep: Endpoint, kind: int, proto: int = 0) -> socket.socket:
     """A non-blocking socket with the endpoint's mark, device and source bound."""
-    sock = socket.socket(ep.family, kind, proto)
+    sock = socket.socket(ep._family, kind | socket.SOCK_NONBLOCK, proto)
     try:
-        sock.setblocking(False)
         if ep.fwmark:
             sock.setsockopt(socket.SOL_SOCKET, SO_MARK, ep.fwmark)
         if ep.bind_if:
@@ -71,20 +82,137 @@ def make_socket(ep: Endpoint, kind: int, proto: int = 0) -> socket.socket:
     return sock
 
 
-async def connect_tcp(ep: Endpoint) -> socket.socket:
-    """A connected TCP socket, within ``connect_timeout``."""
-    loop = asyncio.get_running_loop()
-    sock = make_socket(ep, socket.SOCK_STREAM)
-    try:
-        async with asyncio.timeout(ep.connect_timeout):
-            await loop.sock_connect(sock, ep.sockaddr)
-    except TimeoutError:
+ConnectDone = Callable[[socket.socket | None, Exception | None], None]
+
+
+class PendingConnect:
+    """A TCP connect waiting for the handshake; :meth:`cancel` aborts it without a callback."""
+
+    __slots__ = ("_done", "_ep", "_fd", "_loop", "_sock", "_timer")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, ep: Endpoint, done: ConnectDone
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._ep = ep
+        self._done = done
+        loop.add_writer(self._fd, self._writable)
+        self._timer = loop.call_later(ep.connect_timeout, self._expired)
+
+    def _finish(self) -> ConnectDone:
+        self._loop.remove_writer(self._fd)
+        self._timer.cancel()
+        done, self._done = self._done, _ignore
+        return done
+
+    def _writable(self) -> None:
+        done = self._finish()
+        try:
+            err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError as exc:  # pragma: no cover - the socket is ours and open
+            self._sock.close()
+            done(None, exc)
+            return
+        if err:
+            self._sock.close()
+            done(None, _connect_error(err, self._ep))
+        else:
+            done(self._sock, None)
+
+    def _expired(self) -> None:
+        done = self._finish()
+        self._sock.close()
+        done(None, CheckFailed(f"connect to {self._ep.describe()} timed out"))
+
+    def cancel(self) -> None:
+        """Stop waiting and close the socket; the callback is never called."""
+        if self._done is not _ignore:
+            self._finish()
+            self._sock.close()
+
+
+def _ignore(sock: socket.socket | None, exc: Exception | None) -> None:
+    if sock is not None:  # pragma: no cover - only after cancel, which closes first
         sock.close()
-        raise CheckFailed(f"connect to {ep.describe()} timed out") from None
+
+
+def _connect_error(err: int, ep: Endpoint) -> OSError:
+    return OSError(err, f"{os.strerror(err)} (connecting to {ep.describe()})")
+
+
+def start_connect(
+    ep: Endpoint, loop: asyncio.AbstractEventLoop, done: ConnectDone
+) -> PendingConnect | None:
+    """Start a TCP connect to ``ep``; ``done(sock, None)`` or ``done(None, exc)`` follows once.
+
+    When the outcome is known at once (errors, or a handshake that completed inside
+    ``connect()`` as it does on loopback) ``done`` is called before this returns and the
+    result is None; otherwise the returned handle waits for writability (one loop callback)
+    and fails with :class:`CheckFailed` after ``connect_timeout``. ``done`` must not raise.
+    The caller owns (and must close) the socket it receives.
+    """
+    try:
+        sock = make_socket(ep, socket.SOCK_STREAM)
+    except Exception as exc:
+        done(None, exc)
+        return None
+    try:
+        err = sock.connect_ex(ep._sockaddr)
+        if err in (EINPROGRESS, EINTR):
+            try:
+                sock.getpeername()  # established already (the handshake ran inside connect)?
+                err = 0
+            except OSError:
+                return PendingConnect(loop, sock, ep, done)
+    except Exception as exc:
+        sock.close()
+        done(None, exc)
+        return None
     except BaseException:
         sock.close()
         raise
-    return sock
+    if err:
+        sock.close()
+        done(None, _connect_error(err, ep))
+        return None
+    done(sock, None)
+    return None
+
+
+async def connect_tcp(ep: Endpoint) -> socket.socket:
+    """A connected TCP socket, within ``connect_timeout``."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[socket.socket] | None = None
+    now: list[tuple[socket.socket | None, Exception | None]] = []
+
+    def done(sock: socket.socket | None, exc: Exception | None) -> None:
+        if fut is None:
+            now.append((sock, exc))
+        elif fut.cancelled():  # cancelled, but this callback was already on its way
+            if sock is not None:
+                sock.close()
+        elif exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(sock)  # type: ignore[arg-type]
+
+    pending = start_connect(ep, loop, done)
+    if pending is None:
+        sock, exc = now[0]
+        if exc is not None:
+            raise exc
+        assert sock is not None
+        return sock
+    fut = loop.create_future()
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            fut.result().close()  # connected just as we were cancelled
+        pending.cancel()
+        raise
 
 
 async def open_stream(
