@@ -20,25 +20,26 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .ipvs.backend import IpvsBackend
-from .ipvs.model import (
-    DestKey,
-    IPAddress,
-    LvsTimeouts,
-    ServiceEntry,
-    ServiceKey,
-    SyncDaemon,
-    SyncState,
-)
-from .ipvs.plan import AddDest, DelDest, EditDest, Op, OpResult
+if TYPE_CHECKING:  # the IPVS modules load with the first drain, not on a VRRP-only start
+    from .ipvs.backend import IpvsBackend
+    from .ipvs.model import (
+        DestKey,
+        IPAddress,
+        LvsTimeouts,
+        ServiceEntry,
+        ServiceKey,
+        SyncDaemon,
+        SyncState,
+    )
+    from .ipvs.plan import Op, OpResult
 
 log = logging.getLogger("pyvrrpd")
 
 PROC_IP_VS = "/proc/net/ip_vs"
-Pair = tuple[ServiceKey, DestKey]
-ConnCounter = Callable[[], Mapping[Pair, int]]
+Pair: TypeAlias = "tuple[ServiceKey, DestKey]"
+ConnCounter: TypeAlias = "Callable[[], Mapping[Pair, int]]"
 Refresh = Callable[[], Awaitable[None]]
 
 #: A slow-start ramp raises the weight in this many equal steps.
@@ -62,7 +63,7 @@ def _hex_addr(text: str) -> tuple[IPAddress, int]:
 
 def parse_proc_ip_vs(text: str) -> dict[Pair, int]:
     """Active connections per (service, destination) from /proc/net/ip_vs."""
-    from .ipvs.model import Protocol
+    from .ipvs.model import DestKey, Family, Protocol, ServiceKey
 
     out: dict[Pair, int] = {}
     svc: ServiceKey | None = None
@@ -75,8 +76,6 @@ def parse_proc_ip_vs(text: str) -> dict[Pair, int]:
             svc = ServiceKey.of(Protocol[words[0]], addr, port)
         elif words[0] == "FWM" and len(words) >= 2:
             fam = 10 if len(words) > 2 and words[2] == "IPv6" else 2
-            from .ipvs.model import Family
-
             svc = ServiceKey.for_fwmark(int(words[1], 16), Family(fam))
         elif words[0] == "->" and svc is not None and len(words) >= 5 and ":" in words[1]:
             try:
@@ -142,6 +141,8 @@ class DrainingIpvs:
 
     def rewrite(self, ops: Sequence[Op]) -> list[Op]:
         """The ops as they go to the kernel."""
+        from .ipvs.plan import AddDest, EditDest
+
         zero, gone = self.drains.weight_zero(), self.drains.removed()
         ramps = self.drains.ramps
         out: list[Op] = []
@@ -307,6 +308,8 @@ class Drainer:
         log.info("undrain: %s of %s at full weight", item.rs, item.vs)
 
     async def _zero(self, ipvs: IpvsBackend, item: Drain) -> None:
+        from .ipvs.plan import EditDest
+
         table = await ipvs.dump()
         ops: list[Op] = []
         for svc, dk in item.pairs:
@@ -319,6 +322,8 @@ class Drainer:
                 raise OSError(res.errno, str(res))
 
     async def _watch(self, ipvs: IpvsBackend, item: Drain) -> None:
+        from .ipvs.plan import DelDest
+
         while not item.removed:
             counts = self.counter()
             item.active = sum(counts.get(p, 0) for p in item.pairs)

@@ -213,6 +213,7 @@ class StateRecorder:
         self.netns = current_netns()
         self.disabled = False
         self._lock: int | None = None
+        self._refresh_pending = False
 
     def _locked(self) -> bool:
         """Hold ``PATH.lock`` for our lifetime: one daemon per state file."""
@@ -254,7 +255,25 @@ class StateRecorder:
             self.vips_on.add(inst.name)
         elif kind in ("RemoveVips", "Stopped"):
             self.vips_on.discard(inst.name)
-        self.refresh()
+        # Written once the current callbacks are done: the listener runs between adding the
+        # VIPs and the gratuitous ARP, and the fsync'd write costs milliseconds.
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        if self._refresh_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (tests driving the recorder by hand)
+            self.refresh()
+            return
+        self._refresh_pending = True
+
+        def run() -> None:
+            self._refresh_pending = False
+            self.refresh()
+
+        loop.call_soon(run)
 
     def held(self) -> HeldState:
         """What we hold now."""

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from .cli.daemon import SIGNUMS
 from .config.load import LoadResult
-from .config.render import render
 from .control import DEFAULT_SOCKET, ControlServer, Handler
 from .dumps import DATA_FILE, JSON_FILE, STATS_FILE, data_text, json_text, stats_text, write_dump
 from .release import DEFAULT_STATE, StateRecorder
@@ -116,6 +115,8 @@ class Operations:
         """Write keepalived's dump file of ``kind`` (data, stats, json); returns its path."""
         snap = self.daemon.status()
         if kind == "data":
+            from .config.render import render  # YAML and the renderer: not on the start path
+
             config = render(self.daemon.result.config, "keepalived")
             return write_dump(DATA_FILE, data_text(snap, config))
         if kind == "stats":

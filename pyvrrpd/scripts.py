@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import grp
 import os
 import pwd
@@ -363,11 +362,10 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _pdeathsig_setter() -> Callable[[], None] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    # The running interpreter has libc loaded already: look prctl up in the process
+    # (ctypes.util.find_library would run ldconfig, ~10 ms at every start).
     try:
-        prctl = ctypes.CDLL(name, use_errno=True).prctl
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]

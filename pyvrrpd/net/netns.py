@@ -68,9 +68,10 @@ def run_in_netns(name: str | None, fn: Callable[[], T]) -> T:
 
 
 async def call_in_netns(name: str | None, fn: Callable[[], T]) -> T:
-    """Like :func:`run_in_netns`, without blocking the event loop."""
+    """Like :func:`run_in_netns`, without blocking the event loop (in our own namespace
+    ``fn`` runs at once: the callers only open a socket or touch a sysctl file)."""
     if name is None:
-        return await asyncio.to_thread(fn)
+        return fn()
     path = netns_path(name)
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()

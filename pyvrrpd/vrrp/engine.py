@@ -103,6 +103,25 @@ class VrrpEngine:
         for inst in created:
             if inst is not None:
                 inst.start()
+        self._prepare_routes()
+
+    def _prepare_routes(self) -> None:
+        """Open the backend's route/rule channel now, in the background, when an instance
+        will need it on becoming master (the Linux backend loads pyroute2 for that lazily:
+        this keeps the load off the first takeover and after the first advert)."""
+        warm = getattr(self.net, "iproute", None)
+        if warm is None or not any(
+            v.settings.routes or v.settings.rules for v in self.views.values()
+        ):
+            return
+
+        async def prepare() -> None:
+            try:
+                await warm()
+            except Exception as exc:  # the takeover will try again and log it there
+                log.debug("route channel not ready: %s", exc)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(prepare(), name="prepare"))
 
     async def _transport(self, s: InstanceSettings, ifname: str) -> VrrpTransport:
         """The shared socket of (interface, family), joined to the group when needed."""

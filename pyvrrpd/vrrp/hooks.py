@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..config.model import Config, GlobalDefs
 from ..notify import (
@@ -22,13 +23,15 @@ from ..notify import (
 )
 from ..notify_fifo import FifoParams, NotifyFifo
 from ..scripts import ScriptUser, default_script_user, resolve_script_user
-from ..track.file import FileParams, FileTracker, init_track_file
-from ..track.process import ProcessParams, ProcessTracker
-from ..track.script import ScriptParams, ScriptTracker
 from .fsm_types import Action, BecomeBackup, BecomeFault, BecomeMaster, State, Stopped
 from .instance import VrrpInstance
 from .priority import TrackerKind
 from .sync import GroupStateChanged
+
+if TYPE_CHECKING:  # trackers load when the configuration has some (in start())
+    from ..track.file import FileTracker
+    from ..track.process import ProcessTracker
+    from ..track.script import ScriptTracker
 
 log = logging.getLogger("pyvrrpd.vrrp")
 
@@ -122,6 +125,12 @@ class VrrpHooks:
 
     async def start(self, instances: dict[str, VrrpInstance]) -> None:
         """Start trackers (initial states fed before the instances start) and notify."""
+        if self.config.vrrp_scripts:
+            from ..track.script import ScriptParams, ScriptTracker
+        if self.config.track_files:
+            from ..track.file import FileParams, FileTracker, init_track_file
+        if self.config.track_processes:
+            from ..track.process import ProcessParams, ProcessTracker
         for fifo in self.notifier.fifos:
             fifo.open()
         self._notify_params(instances)
