@@ -79,7 +79,8 @@ def one(impl: str, path: str) -> dict[str, Any]:
 
 
 PHASES = r"""
-import json, sys, time
+import gc, json, sys, time
+gc.disable()  # as load_config does while it loads
 t0 = time.perf_counter()
 from pyvrrpd.cli.configtest import default_config_id, host_environment
 from pyvrrpd.config.load import build_config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -144,20 +145,19 @@ def address(family: int | None = None) -> Conv[IPAddress]:
     return Conv(parse, lambda v: (str(v),), what)
 
 
+_OCTET = r"(0|[1-9][0-9]{0,2})"
+_DOTTED_QUAD = re.compile(r"\.".join([_OCTET] * 4))
+
+
 def _fast_ipv4(word: str) -> ipaddress.IPv4Address | None:
     """Dotted-quad IPv4 without ipaddress's slow string parser (None: not that form)."""
-    parts = word.split(".")
-    if len(parts) != 4:
+    m = _DOTTED_QUAD.fullmatch(word)
+    if m is None:
         return None
-    value = 0
-    for p in parts:
-        if not (p.isdigit() and p.isascii()) or len(p) > 3 or (len(p) > 1 and p[0] == "0"):
-            return None
-        octet = int(p)
-        if octet > 255:
-            return None
-        value = (value << 8) | octet
-    return ipaddress.IPv4Address(value)
+    a, b, c, d = map(int, m.groups())
+    if a > 255 or b > 255 or c > 255 or d > 255:
+        return None
+    return ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d)
 
 
 def parse_address(word: str, family: int | None = None) -> IPAddress:

@@ -347,9 +347,10 @@ def block_parser(spec: BlockSpec, once: Sequence[str] = ()) -> Callable[[Node, C
     def parse(node: Node, ctx: Ctx) -> Any:
         if node.children is None:
             raise Invalid("needs a block", f"write '{node.keyword} ... {{ ... }}'")
+        head = None
         if spec.head is not None:
             try:  # a bad head is reported once, at this line, and the block is skipped
-                spec.head.parse(node.arg_texts)
+                head = spec.head.parse(node.arg_texts)
             except Invalid as exc:
                 raise Invalid(
                     exc.message, exc.hint or f"write '{node.keyword} {spec.head.what} {{'"
@@ -366,6 +367,6 @@ def block_parser(spec: BlockSpec, once: Sequence[str] = ()) -> Callable[[Node, C
                         "duplicate-keyword",
                     )
                 seen.setdefault(child.keyword, child.loc)
-        return build_block(spec, node, node.children, ctx)
+        return build_block(spec, node, node.children, ctx, head=head)
 
     return parse

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from .errors import ConfigError, SourceLoc, error
@@ -49,11 +48,3 @@ def tokenize_line(text: str, loc: SourceLoc) -> list[Token]:
         else:
             tokens.append(Token(quoted, loc, quoted=True))
     return tokens
-
-
-def tokenize(lines: Iterable[tuple[str, SourceLoc]]) -> Iterator[list[Token]]:
-    """Tokenize line by line, skipping lines that hold nothing."""
-    for text, loc in lines:
-        toks = tokenize_line(text, loc)
-        if toks:
-            yield toks

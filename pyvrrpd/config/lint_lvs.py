@@ -125,21 +125,25 @@ def _rs(vs: VirtualServer, rs: RealServer, proto: Protocol | None, ctx: Ctx) -> 
         _checker(vs, rs, chk, proto, ctx)
 
 
+def _where(chk: Checker, rs: RealServer) -> str:
+    # Built only for a warning: formatting addresses for every checker is slow.
+    return f"{chk.keyword} of real server {rs.address}"
+
+
 def _checker(
     vs: VirtualServer, rs: RealServer, chk: Checker, proto: Protocol | None, ctx: Ctx
 ) -> None:
-    where = f"{chk.keyword} of real server {rs.address}"
     if proto is Protocol.UDP and isinstance(chk, _TCP_CHECKERS) and vs.protocol is not None:
         ctx.warn(
             chk.loc,
-            f"{where} checks over TCP but the virtual server is UDP",
+            f"{_where(chk, rs)} checks over TCP but the virtual server is UDP",
             "use UDP_CHECK, DNS_CHECK or MISC_CHECK for UDP services",
             CODE,
         )
     if proto is Protocol.TCP and isinstance(chk, UdpCheck):
         ctx.warn(
             chk.loc,
-            f"{where} checks over UDP but the virtual server is TCP",
+            f"{_where(chk, rs)} checks over UDP but the virtual server is TCP",
             "use TCP_CHECK or HTTP_GET for TCP services",
             CODE,
         )
@@ -148,14 +152,14 @@ def _checker(
         if eff.connect_port is None:
             ctx.warn(
                 chk.loc,
-                f"{where} has no port to connect to (the real server has none)",
+                f"{_where(chk, rs)} has no port to connect to (the real server has none)",
                 "add 'connect_port N' to the checker or a port to the real_server",
                 CODE,
             )
         if eff.connect_timeout is not None and eff.connect_timeout > eff.delay_loop:
             ctx.warn(
                 chk.locs.get("connect_timeout", chk.loc),
-                f"{where}: connect_timeout {eff.connect_timeout:g}s exceeds delay_loop "
+                f"{_where(chk, rs)}: connect_timeout {eff.connect_timeout:g}s exceeds delay_loop "
                 f"{eff.delay_loop:g}s",
                 "make connect_timeout shorter than delay_loop",
                 CODE,

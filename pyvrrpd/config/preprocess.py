@@ -56,11 +56,11 @@ def _finish(engine: Engine) -> Preprocessed:
             diagnostics.append(diag)
     if any(d.severity is Severity.ERROR for d in diagnostics):
         raise ConfigError(diagnostics)
-    return Preprocessed(
-        lines=tuple(map(Line._make, engine.output)),
-        warnings=tuple(diagnostics),
-        files=tuple(engine.files),
-    )
+    lines = tuple(map(Line._make, engine.output))
+    # The engine outlives this call as cyclic garbage (its built-in definitions refer
+    # back to it): drop its copy of every line now, not at the next full collection.
+    engine.output.clear()
+    return Preprocessed(lines=lines, warnings=tuple(diagnostics), files=tuple(engine.files))
 
 
 def _options(

@@ -248,9 +248,12 @@ class Engine:
     def _loop(self) -> None:
         while self.stack:
             src = self.stack[-1]
-            if isinstance(src, _FileSource) and not src.started:
-                src.started = True
-                self.files.append(src.name)
+            if isinstance(src, _FileSource):
+                if not src.started:
+                    src.started = True
+                    self.files.append(src.name)
+                if self.pending is None:
+                    self._copy_plain(src)
             item = src.next()
             if item is None:
                 self.stack.pop()
@@ -268,8 +271,6 @@ class Engine:
                 )
             text: str | None = item[0]
             loc = item[1]
-            if item[2] and self.pending is None and self._plain(item[0], loc):
-                continue
             if item[2]:
                 text = self._clean_raw(item[0], loc)
             if not text:
@@ -279,27 +280,38 @@ class Engine:
             else:
                 self._process(text, loc)
 
-    def _plain(self, raw: str, loc: SourceLoc) -> bool:
-        """Fast path for a line with no meta-syntax, quotes, comments or escapes.
+    def _copy_plain(self, src: _FileSource) -> None:
+        """Fast path: copy the plain lines ahead in ``src`` straight to the output.
 
-        Such a line only needs its blanks stripped and its braces split off, which is
-        what the general path would do with it; True when it was handled here.
+        A plain line holds no meta-syntax, quotes, comments or escapes (and is no
+        include): it only needs its blanks stripped and its braces split off, which is
+        what the general path would do with it. Each line read counts as work, and the
+        run stops where the general path would report too much work.
         """
-        if _NOT_PLAIN.search(raw) is not None or len(raw) > MAX_LINE_LENGTH:
-            return False
-        text = raw.strip()
-        if not text:
-            return True
-        if text.startswith("include"):
-            return False
-        out = self.output
-        if "{" not in text and "}" not in text:
-            out.append((text, loc))
-        else:
-            out.extend((p, loc) for p in map(str.strip, _BRACES.split(text)) if p)
-        if len(out) > MAX_OUTPUT_LINES:
-            self._output_full(loc)
-        return True
+        lines, name, out = src.lines, src.name, self.output
+        start = i = src.index
+        end = min(len(lines), start + max(0, MAX_WORK - self.work))
+        try:
+            while i < end:
+                raw = lines[i]
+                if _NOT_PLAIN.search(raw) is not None or len(raw) > MAX_LINE_LENGTH:
+                    break
+                text = raw.strip()
+                if text.startswith("include"):
+                    break
+                i += 1
+                if not text:
+                    continue
+                loc = SourceLoc(name, i)
+                if len(text) == 1 or ("{" not in text and "}" not in text):
+                    out.append((text, loc))  # a lone brace or a line without braces
+                else:
+                    out.extend((p, loc) for p in map(str.strip, _BRACES.split(text)) if p)
+                if len(out) > MAX_OUTPUT_LINES:
+                    self._output_full(loc)
+        finally:
+            self.work += i - start
+            src.index = i
 
     def _output_full(self, loc: SourceLoc) -> None:
         self._fatal(

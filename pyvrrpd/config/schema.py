@@ -132,13 +132,24 @@ def _field_default(cls: type[Any], name: str) -> Any:
 # Building
 
 
-def build_block(spec: BlockSpec, node: Node | None, children: Sequence[Node], ctx: Ctx) -> Any:
-    """Build one model block from a statement (its head arguments) and its children."""
+def build_block(
+    spec: BlockSpec,
+    node: Node | None,
+    children: Sequence[Node],
+    ctx: Ctx,
+    *,
+    head: Mapping[str, Any] | None = None,
+) -> Any:
+    """Build one model block from a statement (its head arguments) and its children.
+
+    ``head``: the head arguments already parsed by ``spec.head`` (they are not parsed
+    again).
+    """
     acc: dict[str, Any] = {}
     locs: dict[str, SourceLoc] = {}
     if spec.head is not None and node is not None:
         try:
-            acc.update(spec.head.parse(node.arg_texts))
+            acc.update(spec.head.parse(node.arg_texts) if head is None else head)
         except Invalid as exc:
             ctx.error(node.loc, f"{spec.name}: {exc.message}", exc.hint, "bad-value")
             return None
@@ -171,7 +182,6 @@ def build_block(spec: BlockSpec, node: Node | None, children: Sequence[Node], ct
 def _apply(
     spec: BlockSpec, kw: Kw, node: Node, acc: dict[str, Any], locs: dict[str, SourceLoc], ctx: Ctx
 ) -> None:
-    where = f"{spec.name} {node.keyword}" if spec.name else node.keyword
     if kw.deprecated_by:
         ctx.warn(
             node.loc, f"'{node.keyword}' is deprecated", f"use '{kw.deprecated_by}'", "deprecated"
@@ -218,6 +228,7 @@ def _apply(
                 args = _extra_words(spec, kw, node, ctx)
             value = kw.conv.parse(args)
     except Invalid as exc:
+        where = f"{spec.name} {node.keyword}" if spec.name else node.keyword
         ctx.error(node.loc, f"{where}: {exc.message}", exc.hint, "bad-value")
         return
     if kw.field is None:
