@@ -13,7 +13,6 @@ from ..config.env import Environment
 from ..config.errors import ConfigError, Diagnostic, Severity, error
 from ..config.load import LoadResult, load_config
 from ..config.scripts_used import scripts_used
-from ..scripts import split_script
 
 # keepalived's exit codes (keepalived/include/main.h)
 EXIT_OK = 0
@@ -94,6 +93,8 @@ def security_violations(result: LoadResult) -> list[Diagnostic]:
                     )
                 ]
         return []
+    from ..scripts import split_script  # (imported here: -t does not need it otherwise)
+
     out = []
     for use in scripts_used(config):
         try:

@@ -178,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     path = args.config or default_config_path()
     if args.config_test is not None:
+        import gc
+
+        gc.disable()  # the process ends after the check: no collection pass over the model
         out = sys.stderr if args.config_test == "-" else open(args.config_test, "a")  # noqa: SIM115
         try:
             code, result = configtest.check(path, args.config_id, out=out)
@@ -192,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     code, result = configtest.check(path, args.config_id)
     if result is None:
         return code
+    import gc
+
+    gc.freeze()  # the loaded model lives as long as the process: keep it out of collections
     if args.dump_conf:
         from ..config.render import render
 
