@@ -1,6 +1,6 @@
 """Run the benchmarks (all or some parts), write bench/results/<date>.md and .json, print the table.
 
-Usage: ``bench/run [--quick] [--trials N] [takeover] [startup] [cpu] [config]``.
+Usage: ``bench/run [--quick] [--trials N] [takeover] [startup] [cpu] [config] [checks] [ipvs]``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from .common import Row, log, machine_info, markdown_table, notes_section, write_json
 
-PARTS = ("takeover", "startup", "cpu", "config")
+PARTS = ("takeover", "startup", "cpu", "config", "checks", "ipvs")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -39,7 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def preflight(parts: list[str]) -> None:
     needs = ["keepalived"]
-    if set(parts) & {"takeover", "startup", "cpu"}:
+    if set(parts) & {"takeover", "startup", "cpu", "checks"}:
         needs += ["ip", "tcpdump", "bridge"]
         if os.geteuid() != 0:
             sys.exit("bench: the VRRP parts need root (network namespaces)")
@@ -61,6 +61,14 @@ def run_part(part: str, trials: int, quick: bool, force_profile: bool) -> tuple[
         from . import vrrp_cpu
 
         return vrrp_cpu.run(10.0, 5) if quick else vrrp_cpu.run(30.0, 6)
+    if part == "checks":
+        from . import bench_checks
+
+        return bench_checks.run(trials, quick)
+    if part == "ipvs":
+        from . import ipvs_vm
+
+        return ipvs_vm.run(trials, quick)
     from . import config_test
 
     return config_test.run(trials, force_profile=force_profile)
