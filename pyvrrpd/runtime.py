@@ -245,6 +245,22 @@ async def serve(result: LoadResult, args: argparse.Namespace) -> int:
     return 0
 
 
+def raise_open_files_limit() -> int:
+    """Lift the soft RLIMIT_NOFILE to the hard limit (as keepalived raises its own): every
+    health check in flight holds a socket, and 1,024 is the usual soft default."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            return want
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit from %d: %s", soft, exc)
+    return soft
+
+
 def run_daemon(result: LoadResult, args: argparse.Namespace) -> int:
     """Run the daemon in the foreground; returns the exit code."""
     setup_logging(args)
@@ -254,5 +270,6 @@ def run_daemon(result: LoadResult, args: argparse.Namespace) -> int:
     if getattr(args, "checkers_pid", None):
         pids.append(args.checkers_pid)
     log.info("Starting pyvrrpd with %s", result.files[0] if result.files else "?")
+    raise_open_files_limit()
     with pid_files(pids):
         return asyncio.run(serve(result, args))

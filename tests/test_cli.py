@@ -198,3 +198,23 @@ def test_url_block_on_one_line_is_accepted_like_keepalived(tmp_path: Path) -> No
             ["keepalived", "-t", "-f", str(conf)], capture_output=True, check=False
         )
         assert res.returncode == 0
+
+
+def test_open_files_limit_is_raised_to_the_hard_limit() -> None:
+    import resource
+    import subprocess
+    import sys
+
+    code = (
+        "import resource\n"
+        "from pyvrrpd.runtime import raise_open_files_limit\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))\n"
+        "print(raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        import pytest
+
+        pytest.skip(f"hard limit {hard} below the test's 4096")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["4096", "4096"]
