@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -168,8 +168,10 @@ class DrainingIpvs:
             out.append(op)
         return out
 
-    async def dump(self) -> Mapping[ServiceKey, ServiceEntry]:
-        return await self.inner.dump()
+    async def dump(
+        self, keys: Collection[ServiceKey] | None = None
+    ) -> Mapping[ServiceKey, ServiceEntry]:
+        return await self.inner.dump(keys)
 
     async def apply(self, ops: Sequence[Op]) -> list[OpResult]:
         sent = self.rewrite(ops)

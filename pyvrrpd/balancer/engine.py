@@ -99,6 +99,8 @@ class BalancerEngine:
         self._wake = asyncio.Event()
         self._requested = 0
         self._done = 0
+        self._full = False  # the next pass covers the whole table
+        self._dirty: set[int] = set()  # else: the virtual servers (indexes) to look at
         self._idle = asyncio.Condition()
         self.applies = 0
         self.failed_ops = 0
@@ -220,6 +222,7 @@ class BalancerEngine:
             state.spec = vspec  # a kept state may have moved in the file
         self.config, self.spec = config, spec
         self.states, self._checks = states, checks
+        self._full, self._dirty = True, set()  # indexes changed: the next pass is whole
         self.flush_on_stop = config.global_defs.lvs_flush_on_stop
         self._script_user = self._given_user
         self._previously_owned = old_owned - self.owned
@@ -338,7 +341,7 @@ class BalancerEngine:
             before = (state.sorry_active, state.dest_weights())
             self._execute(state.on_check(r, key, update.state))
             if (state.sorry_active, state.dest_weights()) != before:
-                self._request_apply()
+                self._request_apply(v)
 
         return on_update
 
@@ -381,7 +384,12 @@ class BalancerEngine:
 
     # --- applying ---------------------------------------------------------------------
 
-    def _request_apply(self) -> None:
+    def _request_apply(self, vs: int | None = None) -> None:
+        """Ask the applier for a pass: over virtual server ``vs`` only, or everything."""
+        if vs is None:
+            self._full = True
+        else:
+            self._dirty.add(vs)
         self._requested += 1
         self._wake.set()
 
@@ -391,17 +399,32 @@ class BalancerEngine:
             self._wake.clear()
             await asyncio.sleep(0)  # let a burst of same-tick results coalesce
             target = self._requested
+            dirty = None if self._full else self._dirty
+            self._full, self._dirty = False, set()
             try:
-                await self._apply_once()
+                await self._apply_once(dirty)
             except Exception:
                 log.exception("IPVS: applying the table failed")
+                self._full = True  # the next pass looks at everything again
             async with self._idle:
                 self._done = target
                 self._idle.notify_all()
 
-    async def _apply_once(self) -> None:
-        observed = await self.ipvs.dump()
-        ops = plan(self.desired(), observed, owned=self.owned | self._previously_owned)
+    async def _apply_once(self, dirty: set[int] | None = None) -> None:
+        """Make the kernel match: the whole table, or the services of the virtual servers
+        in ``dirty`` (only those are dumped: a check flip on a large table reads one
+        service's destinations, not every service's)."""
+        if dirty is None:
+            observed = await self.ipvs.dump()
+            ops = plan(self.desired(), observed, owned=self.owned | self._previously_owned)
+        else:
+            desired: dict[ServiceKey, ServiceEntry] = {}
+            for v in dirty:
+                desired.update(self.states[v].desired())
+            if not desired:
+                return
+            keys = frozenset(desired)
+            ops = plan(desired, await self.ipvs.dump(keys), owned=keys)
         await self._apply_ops(ops)
 
     async def _apply_ops(self, ops: list[Op]) -> None:

@@ -24,8 +24,10 @@ class IpvsBackend(Protocol):
         """Number of write requests sent so far."""
         ...
 
-    async def dump(self) -> Mapping[ServiceKey, ServiceEntry]:
-        """The whole table."""
+    async def dump(
+        self, keys: Collection[ServiceKey] | None = None
+    ) -> Mapping[ServiceKey, ServiceEntry]:
+        """The whole table, or only the services ``keys`` names (those that exist)."""
         ...
 
     async def apply(self, ops: Sequence[Op]) -> list[OpResult]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from pyvrrpd.ipvs.model import (
     Dest,
@@ -66,6 +66,7 @@ class FakeIpvs:
         self.timeouts = LvsTimeouts(tcp=900, tcp_fin=120, udp=300)
         self.running: dict[SyncState, SyncDaemon] = {}
         self.calls: list[object] = []
+        self.dumps = 0  # dump() calls
         self.fail: dict[Op, int] = {}
 
     @property
@@ -82,9 +83,16 @@ class FakeIpvs:
     def close(self) -> None:
         """Nothing to close."""
 
-    async def dump(self) -> dict[ServiceKey, ServiceEntry]:
-        """A copy of the table."""
-        return {k: ServiceEntry(s, dict(self.dests[k])) for k, s in self.services.items()}
+    async def dump(
+        self, keys: Collection[ServiceKey] | None = None
+    ) -> dict[ServiceKey, ServiceEntry]:
+        """A copy of the table (or of the services ``keys`` names)."""
+        self.dumps += 1
+        return {
+            k: ServiceEntry(s, dict(self.dests[k]))
+            for k, s in self.services.items()
+            if keys is None or k in keys
+        }
 
     async def apply(self, ops: Sequence[Op]) -> list[OpResult]:
         """Apply ops in order; one result per op, kernel errnos, never raises."""

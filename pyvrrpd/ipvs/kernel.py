@@ -26,7 +26,7 @@ import ipaddress
 import os
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -248,6 +248,7 @@ class KernelIpvs:
         self._raw: socket.socket | None = None
         self._seq = 0
         self._lock = asyncio.Lock()  # one exchange at a time on the raw socket
+        self._sock_lock = asyncio.Lock()  # and on pyroute2's
         self.writes = 0
         self.unmodelled: list[str] = []
 
@@ -295,11 +296,18 @@ class KernelIpvs:
     async def _request(self, cmd: int, attrs: Attrs, flags: int) -> list[Any]:
         await self.open()
         assert self._sock is not None
-        result: list[Any] = await self._sock._do_request(_msg(cmd, attrs), msg_flags=flags)
+        # One exchange at a time on pyroute2's socket too: two dumps in flight on one
+        # netlink socket make the kernel answer EBUSY (seen with the sync daemon follower
+        # and a status read at the same time).
+        async with self._sock_lock:
+            result: list[Any] = await self._sock._do_request(_msg(cmd, attrs), msg_flags=flags)
         return result
 
-    async def dump(self) -> dict[ServiceKey, ServiceEntry]:
-        """The kernel's whole table, every attribute read from the raw netlink reply.
+    async def dump(
+        self, keys: Collection[ServiceKey] | None = None
+    ) -> dict[ServiceKey, ServiceEntry]:
+        """The kernel's whole table (or the services ``keys`` names: their destinations
+        only are asked for), every attribute read from the raw netlink reply.
 
         Objects the model cannot hold (e.g. a protocol other than TCP/UDP/SCTP set by
         another tool) are left out and described in `self.unmodelled`.
@@ -311,6 +319,8 @@ class KernelIpvs:
                 service = wire.decode_service(payload)
             except (ValueError, struct.error, UnicodeDecodeError) as exc:
                 self.unmodelled.append(f"service: {exc}")
+                continue
+            if keys is not None and service.key not in keys:
                 continue
             dests: dict[DestKey, Dest] = {}
             body = wire.dump_dests_body(service.key)

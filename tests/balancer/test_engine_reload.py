@@ -164,3 +164,29 @@ async def test_every_result_reaches_the_result_hooks(listeners: list[Listener]) 
         assert all(0 <= latency < 1 for *_, latency in seen)
     finally:
         await eng.stop()
+
+
+async def test_a_check_flip_reads_only_its_own_service(listeners: list[Listener]) -> None:
+    """A flip re-reads the one service it changes, not the whole table."""
+    fake = FakeIpvs()
+    text = vs_text(listeners) + vs_text(listeners[1:], vip="10.0.0.2")
+    eng = engine(text, fake)
+    await eng.start()
+    try:
+        a = names(listeners)[0]
+        dumps, calls = fake.dumps, len(fake.calls)
+        seen: list[object] = []
+        real_dump = fake.dump
+
+        async def spy(keys: object = None) -> object:
+            seen.append(keys)
+            return await real_dump(keys)  # type: ignore[arg-type]
+
+        fake.dump = spy  # type: ignore[method-assign]
+        await listeners[0].stop()
+        await until(lambda: a not in table(fake))
+        assert fake.dumps > dumps and seen and all(k == frozenset({VIP}) for k in seen), seen
+        assert [type(op) for op in fake.calls[calls:]] == [DelDest]
+        assert len(table(fake, VIP2)) == 1  # the other service untouched
+    finally:
+        await eng.stop()
