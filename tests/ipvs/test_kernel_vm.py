@@ -6,6 +6,7 @@ Each test starts and ends with an empty table (IPVS_CMD_FLUSH) in the VM's own k
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import errno
@@ -193,6 +194,8 @@ async def test_every_kind_of_service_and_dest_round_trips(ipvs: KernelIpvs) -> N
     thresholds = ipvsadm_thresholds()
     assert thresholds["10.1.0.1:8080"] == (100, 10)
     assert thresholds["10.1.0.2:80"] == (0, 0)
+    some = sorted(EVERYTHING, key=ServiceKey.sort_key)[:2]
+    assert await ipvs.dump(some) == {k: EVERYTHING[k] for k in some}  # a partial dump
 
 
 async def test_mixed_family_tunnel_dest_round_trips(ipvs: KernelIpvs) -> None:
@@ -444,3 +447,35 @@ async def test_bulk_1000_services_x_10_dests(ipvs: KernelIpvs) -> None:
     assert plan(desired, dumped, flush_unowned=True) == []
     assert len(ipvsadm("-Sn").splitlines()) == 11_000
     print(f"\napply 11000 objects: {t1 - t0:.2f}s; dump: {t2 - t1:.2f}s")
+
+
+async def test_lvs_sync_daemon_follows_the_instance(ipvs: KernelIpvs, veth: str) -> None:
+    """The follower on the real kernel: backup, master on takeover, no churn when the
+    kernel reports its own defaults, nothing left at stop."""
+    from pyvrrpd.balancer.mapping import LvsSyncDaemonSpec
+    from pyvrrpd.balancer.sync_follow import SyncDaemonFollower
+    from tests.balancer.test_sync_follow import FakeEngine, FakeInstance
+
+    async def roles(want: set[SyncState]) -> None:
+        for _ in range(200):
+            if {d.state for d in await ipvs.daemons()} == want:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(ipvsadm("-L", "--daemon"))
+
+    inst = FakeInstance("BACKUP", vrid=77)
+    follower = SyncDaemonFollower(ipvs, LvsSyncDaemonSpec(veth, instance="VI_1"))
+    try:
+        assert follower.attach(FakeEngine({"VI_1": inst}))
+        await roles({SyncState.BACKUP})
+        assert f"backup sync daemon (mcast={veth}, syncid=77" in ipvsadm("-L", "--daemon")
+        inst.act("BecomeMaster")
+        await roles({SyncState.MASTER})
+        assert f"master sync daemon (mcast={veth}, syncid=77" in ipvsadm("-L", "--daemon")
+        writes = ipvs.writes
+        follower.attach(FakeEngine({"VI_1": inst}))  # as after a reload
+        await asyncio.sleep(0.3)
+        assert ipvs.writes == writes  # the dumped defaults match: no restart
+    finally:
+        await follower.stop()
+    assert await ipvs.daemons() == []
