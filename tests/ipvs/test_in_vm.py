@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VM_RUN = ROOT / "scripts" / "vm-run"
-TIMEOUT_S = 900
+TIMEOUT_S = 1800
 
 
 def _missing() -> list[str]:
