@@ -364,6 +364,7 @@ class VrrpEngine:
                 for other in group.members.values():
                     if other.name in self.instances:
                         other.unit = Solo(other)  # the group is being rebuilt
+                        other.unit.rearm()  # its timers go on (a master keeps advertising)
         self.rx_if.pop(name, None)
         if extras.vmac is not None:
             with contextlib.suppress(Exception):

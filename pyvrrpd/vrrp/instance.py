@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..net.backend import AddressSpec, NetBackend, RouteSpec, RuleSpec
+from .alarm import Alarm, make_alarm
 from .fsm import VrrpFsm
 from .fsm_types import (
     Action,
@@ -276,7 +277,7 @@ class Unit:
         self.loop = loop
         self.members: dict[str, VrrpInstance] = {}
         self.group_listeners: list[GroupListener] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._alarm: Alarm = make_alarm(loop, self._on_timer)
 
     def handle(self, member: str, event: Event, now: float) -> list[Tagged]:
         raise NotImplementedError
@@ -297,7 +298,6 @@ class Unit:
         self._dispatch(tagged)
 
     def _on_timer(self) -> None:
-        self._timer = None
         self._dispatch(self.handle_timers(self.loop.time()))
 
     def _dispatch(self, tagged: list[Tagged]) -> None:
@@ -313,26 +313,28 @@ class Unit:
         self._arm()
 
     def _arm(self) -> None:
-        """Keep one timer at or before the next deadline.
+        """Keep one alarm at or before the next deadline.
 
         A deadline that moved later (a backup hearing the master's advert) keeps the
-        earlier timer: it fires early, the machine does nothing, and it is re-armed then.
-        That spares a cancel and a heap push per received advert.
+        earlier alarm: it fires early, the machine does nothing, and it is re-armed then.
+        That spares a system call per received advert.
         """
         deadline = self.next_deadline()
-        if self._timer is not None:
-            if deadline is not None and self._timer.when() <= deadline:
+        armed = self._alarm.when
+        if armed is not None:
+            if deadline is not None and armed <= deadline:
                 return
-            self._timer.cancel()
-            self._timer = None
+            self._alarm.disarm()
         if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._alarm.arm(deadline)
+
+    def rearm(self) -> None:
+        """Arm the alarm for the machines' next deadline (a unit taking over running ones)."""
+        self._arm()
 
     def close(self) -> None:
-        """Cancel the timer."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Cancel the alarm and release it."""
+        self._alarm.close()
 
 
 class Solo(Unit):
