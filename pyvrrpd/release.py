@@ -214,6 +214,7 @@ class StateRecorder:
         self.disabled = False
         self._lock: int | None = None
         self._refresh_pending = False
+        self._fingerprint_written: tuple[object, ...] | None = None
 
     def _locked(self) -> bool:
         """Hold ``PATH.lock`` for our lifetime: one daemon per state file."""
@@ -290,9 +291,27 @@ class StateRecorder:
                     masters.append(master_record(inst, ifname))
         return HeldState(os.getpid(), tuple(vips), tuple(masters), netns=self.netns)
 
+    def _fingerprint(self) -> tuple[object, ...]:
+        """What the file's content is made of, cheaply: building the records and their
+        JSON for hundreds of instances every second costs more than sending the adverts."""
+        engine = self.engine
+        if engine is None:
+            return (None,)
+        rx_if = engine.rx_if
+        parts = tuple(
+            (name, id(inst), id(inst.settings), inst.address, inst.fsm.state, rx_if.get(name))
+            for name, inst in engine.instances.items()
+        )
+        return (frozenset(self.vips_on), parts)
+
     def refresh(self) -> None:
         """Write the file when what we hold changed."""
+        fingerprint = self._fingerprint()
+        if fingerprint == self._fingerprint_written:
+            return
         self.write(self.held())
+        if self.last is not None:  # (not refused or failed: try again next time)
+            self._fingerprint_written = fingerprint
 
     def write(self, state: HeldState) -> None:
         text = state.to_json()
@@ -310,6 +329,7 @@ class StateRecorder:
         """A clean stop: nothing is held any more."""
         self.engine = None
         self.vips_on.clear()
+        self._fingerprint_written = None
         self.write(HeldState(os.getpid(), netns=self.netns))
         if self._lock is not None:
             os.close(self._lock)
