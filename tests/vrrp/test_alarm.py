@@ -59,4 +59,5 @@ async def test_timerfd_close_releases_the_descriptor() -> None:
     for a in alarms:
         a.close()
     assert len(os.listdir("/proc/self/fd")) == before
-    assert isinstance(make_alarm(loop, lambda: None), TimerfdAlarm)
+    assert isinstance(make_alarm(loop, lambda: None, precise=True), TimerfdAlarm)
+    assert isinstance(make_alarm(loop, lambda: None), LoopAlarm)  # the units' default
