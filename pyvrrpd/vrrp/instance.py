@@ -13,11 +13,11 @@ import contextlib
 import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..net.backend import AddressSpec, NetBackend, RouteSpec, RuleSpec
+from ..net.backend import AddressSpec, NetBackend
 from .alarm import Alarm, make_alarm
 from .fsm import VrrpFsm
 from .fsm_types import (
@@ -215,18 +215,8 @@ class VrrpInstance:
     async def _set_vips(self, add: bool) -> None:
         """Install or remove the instance's addresses, routes and rules."""
         s = self.settings
-        await self._change(add, (*s.vips, *s.excluded_vips), s.routes, s.rules)
+        await change(self.net, self.name, add, (*s.vips, *s.excluded_vips), s.routes, s.rules)
         self._vips_installed = add
-
-    async def _change(
-        self,
-        add: bool,
-        addresses: Sequence[AddressSpec],
-        routes: Sequence[RouteSpec],
-        rules: Sequence[RuleSpec],
-    ) -> None:
-        """Add addresses, then routes, then rules; or remove them in the reverse order."""
-        await change(self.net, self.name, add, addresses, routes, rules)
 
     async def _swap_settings(self, new: InstanceSettings) -> None:
         """Reload: a master removes what is gone and adds (and announces) what is new."""
@@ -235,14 +225,23 @@ class VrrpInstance:
             return
         old_addr = (*old.vips, *old.excluded_vips)
         new_addr = (*new.vips, *new.excluded_vips)
-        await self._change(
+        await change(
+            self.net,
+            self.name,
             False,
             minus(old_addr, new_addr),
             minus(old.routes, new.routes),
             minus(old.rules, new.rules),
         )
         added = minus(new_addr, old_addr)
-        await self._change(True, added, minus(new.routes, old.routes), minus(new.rules, old.rules))
+        await change(
+            self.net,
+            self.name,
+            True,
+            added,
+            minus(new.routes, old.routes),
+            minus(new.rules, old.rules),
+        )
         for spec in added:
             await self._announce_one(spec)
 

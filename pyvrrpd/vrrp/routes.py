@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
 from ..config.model_vrrp_items import VirtualRoute, VirtualRule
 from ..net.backend import Nexthop, RouteSpec, RouteType, RuleAction, RuleSpec, Scope
@@ -78,3 +79,30 @@ def rule_spec(r: VirtualRule) -> RuleSpec:
         fwmark=r.fwmark,
         fwmask=r.fwmask,
     )
+
+
+def route_specs(
+    lines: Iterable[VirtualRoute], default_dev: str, block: str
+) -> tuple[list[RouteSpec], list[str]]:
+    """The lines of a routes block as RouteSpecs, and a problem (``BLOCK line LOC: why``)
+    for each line that cannot be expressed (left out)."""
+    specs: list[RouteSpec] = []
+    problems: list[str] = []
+    for r in lines:
+        try:
+            specs.append(route_spec(r, default_dev))
+        except (RouteError, KeyError) as exc:
+            problems.append(f"{block} line {r.loc}: {exc}")
+    return specs, problems
+
+
+def rule_specs(lines: Iterable[VirtualRule], block: str) -> tuple[list[RuleSpec], list[str]]:
+    """The lines of a rules block as RuleSpecs, and a problem for each line left out."""
+    specs: list[RuleSpec] = []
+    problems: list[str] = []
+    for rule in lines:
+        try:
+            specs.append(rule_spec(rule))
+        except (RouteError, KeyError) as exc:
+            problems.append(f"{block} line {rule.loc}: {exc}")
+    return specs, problems

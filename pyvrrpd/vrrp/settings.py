@@ -17,7 +17,7 @@ from ..config.model_vrrp_items import VirtualAddress
 from ..net.backend import AddressSpec, RouteSpec, RuleSpec, Scope
 from .fsm_types import FsmConfig
 from .packet import AuthType, ChecksumForm, IPAddress
-from .routes import RouteError, route_spec, rule_spec
+from .routes import route_specs, rule_specs
 from .rx_filter import PeerTtl, RxPolicy
 
 _SCOPES = {
@@ -196,19 +196,9 @@ def instance_settings(config: Config, inst: VrrpInstance) -> InstanceSettings:
         spec = address_spec(v, vip_dev)
         return replace(spec, dev=vip_dev) if vmac and spec.dev == ifname else spec
 
-    problems: list[str] = []
-    routes: list[RouteSpec] = []
-    for r in inst.virtual_routes:
-        try:
-            routes.append(route_spec(r, ifname))
-        except (RouteError, KeyError) as exc:
-            problems.append(f"virtual_routes line {r.loc}: {exc}")
-    rules: list[RuleSpec] = []
-    for rule in inst.virtual_rules:
-        try:
-            rules.append(rule_spec(rule))
-        except (RouteError, KeyError) as exc:
-            problems.append(f"virtual_rules line {rule.loc}: {exc}")
+    routes, route_problems = route_specs(inst.virtual_routes, ifname, "virtual_routes")
+    rules, rule_problems = rule_specs(inst.virtual_rules, "virtual_rules")
+    problems = route_problems + rule_problems
 
     return InstanceSettings(
         name=inst.name,

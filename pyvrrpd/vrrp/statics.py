@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..config.model import Config
 from ..net.backend import AddressSpec, RouteSpec, RuleSpec
-from .routes import RouteError, route_spec, rule_spec
+from .routes import route_specs, rule_specs
 from .settings import address_spec
 
 
@@ -41,16 +41,7 @@ def static_specs(config: Config) -> Statics:
             problems.append(f"static_ipaddress line {a.loc}: {a.address} has no dev - skipped")
             continue
         addresses.append(spec)
-    routes: list[RouteSpec] = []
-    for r in config.static_routes:
-        try:
-            routes.append(route_spec(r, default_dev))
-        except (RouteError, KeyError) as exc:
-            problems.append(f"static_routes line {r.loc}: {exc} - skipped")
-    rules: list[RuleSpec] = []
-    for rule in config.static_rules:
-        try:
-            rules.append(rule_spec(rule))
-        except (RouteError, KeyError) as exc:
-            problems.append(f"static_rules line {rule.loc}: {exc} - skipped")
+    routes, route_problems = route_specs(config.static_routes, default_dev, "static_routes")
+    rules, rule_problems = rule_specs(config.static_rules, "static_rules")
+    problems += [f"{why} - skipped" for why in route_problems + rule_problems]
     return Statics(tuple(addresses), tuple(routes), tuple(rules), tuple(problems))
