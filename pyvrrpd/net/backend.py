@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -260,6 +261,10 @@ class NetBackend(Protocol):
 
     async def list_addresses(self, ifname: str, version: int | None = None) -> list[AddressInfo]:
         """Addresses of an interface, optionally of one IP version."""
+        ...
+
+    def warm(self, specs: Sequence[AddressSpec]) -> None:
+        """Get ready to add and announce `specs` soon, changing nothing (may do nothing)."""
         ...
 
     async def add_route(self, spec: RouteSpec) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,6 +52,7 @@ class FakeNetBackend:
         self.failures: dict[str, list[NetError]] = {}
         self._watchers: list[asyncio.Queue[LinkEvent]] = []
         self._next_index = 1
+        self.warmed: list[tuple[AddressSpec, ...]] = []  # warm() calls (not in `calls`)
 
     # -- test controls -------------------------------------------------------------
 
@@ -116,6 +118,10 @@ class FakeNetBackend:
             queue.put_nowait(event)
 
     # -- NetBackend ----------------------------------------------------------------
+
+    def warm(self, specs: Sequence[AddressSpec]) -> None:
+        """Note the preparation (it changes nothing, so it is not a recorded call)."""
+        self.warmed.append(tuple(specs))
 
     async def add_address(self, spec: AddressSpec) -> None:
         """Add (idempotent); NetError(ENODEV) for an unknown interface."""

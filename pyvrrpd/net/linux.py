@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import importlib
 import ipaddress
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pyvrrpd.net import rtnl
@@ -37,7 +38,13 @@ from pyvrrpd.net.backend import (
     RuleSpec,
     VmacSpec,
 )
-from pyvrrpd.net.frames import format_mac, parse_mac, vrrp_mac
+from pyvrrpd.net.frames import (
+    build_garp,
+    build_unsolicited_na,
+    format_mac,
+    parse_mac,
+    vrrp_mac,
+)
 from pyvrrpd.net.rtnl import RTMGRP_LINK, pyroute2_addr_args
 from pyvrrpd.net.rtsock import RtSocket
 from pyvrrpd.net.sysctl import Sysctl, ipv6_conf
@@ -204,6 +211,10 @@ class LinkWatcher:
             self._ipr = None
 
 
+def _link_get(ifname: str, seq: int) -> bytes:
+    return rtnl.link_get(seq, ifname)
+
+
 class LinuxBackend:
     """NetBackend on the running kernel; use ``async with LinuxBackend(netns) as net``.
 
@@ -222,6 +233,10 @@ class LinuxBackend:
         self._ipr_lock = asyncio.Lock()
         self._announcer: Announcer | None = None
         self._vmac_parents: dict[str, str] = {}
+        # Interface indexes for address changes, which fail with ENODEV (and look the
+        # name up again) when the interface has gone; a takeover's first address add
+        # then needs no lookup.
+        self._addr_index: dict[str, int] = {}
 
     async def __aenter__(self) -> LinuxBackend:
         await self.open()
@@ -333,39 +348,77 @@ class LinuxBackend:
 
     # -- addresses -----------------------------------------------------------------
 
+    async def _address_index(self, ifname: str, fresh: bool) -> int:
+        if not fresh:
+            index = self._addr_index.get(ifname)
+            if index is not None:
+                return index
+        index = self._addr_index[ifname] = await self._index(ifname)
+        return index
+
+    async def _address_request(
+        self, kind: int, spec: AddressSpec, what: str, ok: tuple[int, ...]
+    ) -> None:
+        """RTM_NEWADDR/RTM_DELADDR on our socket; a cached index that has gone is looked
+        up again once."""
+        for fresh in (False, True):
+            index = await self._address_index(spec.dev, fresh)
+            try:
+                await self.rt.ask(functools.partial(rtnl.address_message, kind, spec, index))
+                return
+            except NetError as exc:
+                if exc.errno == errno.ENODEV and not fresh:
+                    self._addr_index.pop(spec.dev, None)
+                    continue
+                if exc.errno not in ok:
+                    raise NetError(f"{what}: {exc}", exc.errno) from exc
+                return
+
+    def warm(self, specs: Sequence[AddressSpec]) -> None:
+        """Before a takeover: look the interfaces up (our namespace) and build the address
+        requests and announcement frames once, so the real ones run on warm code."""
+        if not self.fast or self._rt is None:
+            return
+        for dev in dict.fromkeys(spec.dev for spec in specs):
+            self._rt.touch(functools.partial(_link_get, dev))
+        for spec in specs:
+            index = self._addr_index.get(spec.dev)
+            if index is None and self.netns is None:
+                try:
+                    index = self._addr_index[spec.dev] = socket.if_nametoindex(spec.dev)
+                except OSError:
+                    continue
+            if index is not None:
+                rtnl.address_message(rtnl.RTM_NEWADDR, spec, index, 0)
+            ip = spec.address.ip
+            if isinstance(ip, ipaddress.IPv4Address):
+                build_garp(bytes(6), ip)
+            else:
+                build_unsolicited_na(bytes(6), ip)
+
     async def add_address(self, spec: AddressSpec) -> None:
         """Add an address (IPv6: NODAD unless ``nodad`` is False; keepalived's lifetimes)."""
-        index = await self._index(spec.dev)
         what = f"add {spec.address} dev {spec.dev}"
         if self.fast:
-            try:
-                await self.rt.ask(
-                    lambda seq: rtnl.address_message(rtnl.RTM_NEWADDR, spec, index, seq)
-                )
-            except NetError as exc:
-                if exc.errno not in _ADD_OK:
-                    raise NetError(f"{what}: {exc}", exc.errno) from exc
+            await self._address_request(rtnl.RTM_NEWADDR, spec, what, _ADD_OK)
             return
+        index = await self._index(spec.dev)
         await self._ipr_call(what, _ADD_OK, "addr", "add", **pyroute2_addr_args(spec, index, True))
 
     async def remove_address(self, spec: AddressSpec) -> None:
         """Remove an address; absent address or interface is success."""
+        what = f"remove {spec.address} dev {spec.dev}"
         try:
+            if self.fast:
+                await self._address_request(rtnl.RTM_DELADDR, spec, what, _DEL_OK)
+                return
             index = await self._index(spec.dev)
         except NetError as exc:
             if exc.errno == errno.ENODEV:
                 return
             raise
-        what = f"remove {spec.address} dev {spec.dev}"
-        if not self.fast:
-            args = pyroute2_addr_args(spec, index, False)
-            await self._ipr_call(what, _DEL_OK, "addr", "del", **args)
-            return
-        try:
-            await self.rt.ask(lambda seq: rtnl.address_message(rtnl.RTM_DELADDR, spec, index, seq))
-        except NetError as exc:
-            if exc.errno not in _DEL_OK:
-                raise NetError(f"{what}: {exc}", exc.errno) from exc
+        args = pyroute2_addr_args(spec, index, False)
+        await self._ipr_call(what, _DEL_OK, "addr", "del", **args)
 
     async def list_addresses(self, ifname: str, version: int | None = None) -> list[AddressInfo]:
         """Addresses of `ifname`, in the kernel's order (primary IPv4 first)."""

@@ -133,6 +133,20 @@ class RtSocket:
         seq = self.next_seq()
         return await self.request(seq, build(seq))
 
+    def touch(self, build: Callable[[int], bytes]) -> None:
+        """Send a request nobody waits for; its replies are read now and dropped.
+
+        A read-only request sent just before a burst of real ones warms the kernel's
+        rtnetlink path (after milliseconds of idling it runs several times slower).
+        """
+        if self.closed:
+            return
+        try:
+            self._sock.send(build(self.next_seq()))
+        except OSError:
+            return
+        self._drain()
+
     # -- notifications -------------------------------------------------------------
 
     async def next_event(self) -> rtnl.NlMsg | None:

@@ -15,7 +15,7 @@ from ..config.model import Config
 from ..net.backend import LinkWatch, NetBackend, VmacSpec
 from ..net.frames import parse_mac
 from .hooks import VrrpHooks
-from .instance import Group, Solo, VrrpInstance
+from .instance import VrrpInstance
 from .netchange import change, minus
 from .packet import IPAddress
 from .priority import TrackerKind
@@ -25,6 +25,7 @@ from .settings import InstanceSettings, instance_settings
 from .statics import Statics, static_specs
 from .tracking import TrackerTable, follows_of
 from .transport import Datagram, SocketOptions, VrrpTransport
+from .unit import Group, Solo
 
 log = logging.getLogger("pyvrrpd.vrrp")
 
@@ -283,7 +284,7 @@ class VrrpEngine:
             lambda vrid: self.policies.get((key, vrid)),
         )
         if isinstance(result, Accepted):
-            self.by_vrid[(key, result.vrid)].on_advert(result)
+            self.by_vrid[(key, result.vrid)].on_advert(result, dgram.rx_time)
             return
         inst = self.by_vrid.get((key, result.vrid)) if result.vrid is not None else None
         counter = inst.drops if inst is not None else self.drops

@@ -30,6 +30,7 @@ Timing (all in float seconds):
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 
@@ -194,6 +195,20 @@ class VrrpFsm:
         """A copy of the statistics."""
         return replace(self._counters)
 
+    def takeover_at(self) -> float | None:
+        """When this backup's timer may make it master (None unless BACKUP)."""
+        return self._down_at if self._state is State.BACKUP else None
+
+    def dry_run(self, event: Event, now: float) -> list[Action]:
+        """What ``handle(event, now)`` would return, leaving this machine as it is.
+
+        The shell runs the takeover path once before the deadline, so that it meets warm
+        caches when it runs for real.
+        """
+        twin = copy.copy(self)
+        twin._counters = replace(self._counters)  # the only mutable part it holds
+        return twin.handle(event, now)
+
     def next_deadline(self) -> float | None:
         """When ``handle(Timer(), t)`` must next be called, or None."""
         if self._state is State.BACKUP:
@@ -226,6 +241,11 @@ class VrrpFsm:
             next_deadline=self.next_deadline(),
             counters=self.counters,
         )
+
+    @property
+    def last_time(self) -> float:
+        """The ``now`` of the latest event handled (-inf before the first)."""
+        return self._last_now
 
     def join_sync_group(self) -> None:
         """Mark as a sync group member (called by :class:`~pyvrrpd.vrrp.sync.SyncGroup`)."""

@@ -1,9 +1,10 @@
 """The asyncio shell of one VRRP instance: state machine <-> socket, addresses, timers.
 
 The state machine is synchronous and pure; this shell feeds it events with the loop's
-clock, keeps one ``call_at`` handle armed at its next deadline, sends adverts at once
-(on the hot path) and hands every other action (addresses, gratuitous ARP/NA, notify) to
-one worker task per instance so they run in the order the machine returned them.
+clock, keeps one alarm (on the loop's shared timerfd clock) armed at its next deadline,
+sends adverts at once (on the hot path) and hands every other action (addresses,
+gratuitous ARP/NA, notify) to one worker task per instance so they run in the order the
+machine returned them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..net.backend import AddressSpec, NetBackend
-from .alarm import Alarm, make_alarm
+from .eager import start_eagerly
 from .fsm import VrrpFsm
 from .fsm_types import (
     Action,
@@ -27,7 +28,6 @@ from .fsm_types import (
     BecomeFault,
     BecomeMaster,
     Event,
-    IllegalEvent,
     PriorityChanged,
     RemoveVips,
     SendAdvert,
@@ -36,18 +36,16 @@ from .fsm_types import (
     Start,
     State,
     Stopped,
-    Timer,
 )
 from .netchange import change, minus
 from .packet import Advert, IPAddress, encode_advert
 from .rx_filter import Accepted
 from .settings import InstanceSettings
-from .sync import GroupStateChanged, SyncGroup, Tagged
+from .unit import Solo, Unit
 
 log = logging.getLogger("pyvrrpd.vrrp")
 
 StateListener = Callable[["VrrpInstance", Action], None]
-GroupListener = Callable[[GroupStateChanged], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +53,13 @@ class _NewSettings:
     """Worker item: switch to reloaded settings (addresses changed in place)."""
 
     settings: InstanceSettings
+
+
+@dataclass(frozen=True, slots=True)
+class _Join:
+    """Worker item: wait for an action started eagerly that had to suspend."""
+
+    task: asyncio.Task[None]
 
 
 class Sender(Protocol):
@@ -83,13 +88,18 @@ class VrrpInstance:
         self.drops: Counter[str] = Counter()
         self.listeners: list[StateListener] = []
         self.unit: Unit = Solo(self)
-        self._queue: asyncio.Queue[Action | _NewSettings | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[Action | _NewSettings | _Join | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._parked = False  # the worker waits on an empty queue: actions may run at once
+        self._held: list[Action] | None = None  # actions arriving while one runs at once
+        self._untold: list[Action] = []  # done, listeners not told yet (see _handle)
         self._vips_installed = False
         self._stopping = False
         self.release_on_stop = True  # False: -V, the addresses stay when the daemon stops
         self._macs: dict[str, bytes] = {}
         self.tx_failures = 0
+        self._payloads: dict[tuple[int, int, IPAddress], bytes] = {}
+        self._payload_for: tuple[InstanceSettings, IPAddress] | None = None
 
     @property
     def name(self) -> str:
@@ -112,13 +122,14 @@ class VrrpInstance:
             self._queue.put_nowait(RemoveVips())
         self.feed(Start())
 
-    def feed(self, event: Event) -> None:
-        """Hand one event to the state machine (through its sync group, if any)."""
-        self.unit.feed(self.name, event)
+    def feed(self, event: Event, at: float | None = None) -> None:
+        """Hand one event to the state machine (through its sync group, if any); ``at``:
+        when it happened, if earlier than now (a packet's arrival)."""
+        self.unit.feed(self.name, event, at)
 
-    def on_advert(self, accepted: Accepted) -> None:
-        """An advert for our VRID passed the receive filters."""
-        self.feed(accepted.event)
+    def on_advert(self, accepted: Accepted, at: float | None = None) -> None:
+        """An advert for our VRID passed the receive filters; ``at``: its arrival time."""
+        self.feed(accepted.event, at)
 
     def set_priority(self, priority: int, fault: bool) -> None:
         """New effective priority (and tracker fault) from the trackers."""
@@ -141,29 +152,62 @@ class VrrpInstance:
     # ----------------------------------------------------------------- actions
 
     def execute(self, action: Action) -> None:
-        """Carry out one action: adverts at once, everything else in order on the worker."""
+        """Carry out one action: adverts at once, everything else in order.
+
+        When the worker is idle the action starts at once, in the caller's callback, and
+        usually completes there (a takeover's addresses and first gratuitous ARP leave
+        right behind the advert); if it has to wait, a task finishes it and the worker
+        waits for that task before the next action. Otherwise it queues for the worker.
+        """
         if isinstance(action, SendAdvert):
             if self._stopping and not self.release_on_stop and action.priority == 0:
                 return  # -V: the addresses stay, so this node does not resign either
             self._send_advert(action)
+        elif self._held is not None:  # an action is running at once: this one waits
+            self._held.append(action)
+        elif self._parked and self._queue.empty():
+            self._parked, self._held = False, []
+            try:
+                task = start_eagerly(self.loop, self._handle(action), name=f"vrrp-{self.name}")
+            finally:
+                held, self._held = self._held, None
+            if task is not None:
+                self._queue.put_nowait(_Join(task))
+            for later in held:
+                self._queue.put_nowait(later)
+            self._parked = task is None and not held  # the worker is still idle
         else:
             self._queue.put_nowait(action)
 
     def _send_advert(self, action: SendAdvert) -> None:
         s = self.settings
         interval_cs = round(action.interval * 100)
-        advert = Advert(
-            version=s.version,
-            vrid=s.vrid,
-            priority=action.priority,
-            max_adver_int=interval_cs,
-            addresses=s.advert_addresses,
-            family=s.family,
-            auth_type=s.auth_type,
-            auth_data=s.auth_data.ljust(8, b"\0") if s.version == 2 else b"",
-        )
-        targets = list(s.peers) if s.unicast else [s.mcast_group]
+        targets = s.peers if s.unicast else (s.mcast_group,)
         for dst in targets:
+            payload = self._payload(action.priority, interval_cs, dst)
+            if not self.sender.send(payload, dst, self.address):
+                self.tx_failures += 1
+
+    def _payload(self, priority: int, interval_cs: int, dst: IPAddress) -> bytes:
+        """The encoded advert, built once per (priority, interval, destination) for the
+        current settings and source: a master sends the same bytes every interval."""
+        s = self.settings
+        if self._payload_for != (s, self.address):
+            self._payloads.clear()
+            self._payload_for = (s, self.address)
+        key = (priority, interval_cs, dst)
+        payload = self._payloads.get(key)
+        if payload is None:
+            advert = Advert(
+                version=s.version,
+                vrid=s.vrid,
+                priority=priority,
+                max_adver_int=interval_cs,
+                addresses=s.advert_addresses,
+                family=s.family,
+                auth_type=s.auth_type,
+                auth_data=s.auth_data.ljust(8, b"\0") if s.version == 2 else b"",
+            )
             payload = encode_advert(
                 advert,
                 src=self.address,
@@ -171,26 +215,60 @@ class VrrpInstance:
                 checksum_form=s.checksum,
                 mcast_group=s.mcast_group,
             )
-            if not self.sender.send(payload, dst, self.address):
-                self.tx_failures += 1
+            self._payloads[key] = payload
+        return payload
+
+    def warm_up(self) -> None:
+        """Prepare a takeover without doing anything: the advert bytes, and the backend's
+        address requests and announcements (side-effect free)."""
+        s = self.settings
+        interval_cs = round(s.advert_int * 100)
+        for dst in s.peers if s.unicast else (s.mcast_group,):
+            self._payload(self.fsm.priority, interval_cs, dst)
+        self.net.warm((*s.vips, *s.excluded_vips))
 
     async def _work(self) -> None:
         while True:
-            action = await self._queue.get()
-            if action is None:
-                return
-            if isinstance(action, _NewSettings):
-                await self._swap_settings(action.settings)
-                continue
+            self._parked = self._queue.empty()
             try:
-                await self._do(action)
+                item = await self._queue.get()
+            finally:
+                self._parked = False
+            if item is None:
+                return
+            if isinstance(item, _Join):
+                await asyncio.wait([item.task])  # its failures are logged by _handle
+            elif isinstance(item, _NewSettings):
+                await self._swap_settings(item.settings)
+            else:
+                await self._handle(item)
+
+    async def _handle(self, action: Action) -> None:
+        """Carry out one action, then tell the listeners; failures are logged."""
+        try:
+            await self._do(action)
+        except Exception:
+            log.exception("(%s) %s failed", self.name, type(action).__name__)
+        if isinstance(action, AddVips):  # told once the first announcement is out
+            self._untold.append(action)
+            self.loop.call_soon(self._tell_untold)
+        else:
+            self._tell(action)
+
+    def _tell(self, action: Action) -> None:
+        """Tell the listeners of ``action`` (after any that are still untold)."""
+        if self._untold:
+            self._tell_untold()
+        for listener in self.listeners:
+            try:
+                listener(self, action)
             except Exception:
-                log.exception("(%s) %s failed", self.name, type(action).__name__)
-            for listener in self.listeners:
-                try:
-                    listener(self, action)
-                except Exception:
-                    log.exception("(%s) state listener failed", self.name)
+                log.exception("(%s) state listener failed", self.name)
+
+    def _tell_untold(self) -> None:
+        untold, self._untold = self._untold, []
+        for action in untold:
+            self._tell(action)
 
     async def _do(self, action: Action) -> None:
         if isinstance(action, AddVips):
@@ -267,109 +345,3 @@ class VrrpInstance:
             log.warning(
                 "(%s) gratuitous announce of %s on %s failed: %s", self.name, ip, spec.dev, exc
             )
-
-
-class Unit:
-    """What drives state machines and owns their timer: one instance, or a sync group."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.members: dict[str, VrrpInstance] = {}
-        self.group_listeners: list[GroupListener] = []
-        self._alarm: Alarm = make_alarm(loop, self._on_timer)
-
-    def handle(self, member: str, event: Event, now: float) -> list[Tagged]:
-        raise NotImplementedError
-
-    def handle_timers(self, now: float) -> list[Tagged]:
-        raise NotImplementedError
-
-    def next_deadline(self) -> float | None:
-        raise NotImplementedError
-
-    def feed(self, member: str, event: Event) -> None:
-        """One event for ``member``; actions go to the instances they are tagged with."""
-        try:
-            tagged = self.handle(member, event, self.loop.time())
-        except IllegalEvent as exc:
-            log.debug("(%s) ignored %s: %s", member, type(event).__name__, exc)
-            tagged = []
-        self._dispatch(tagged)
-
-    def _on_timer(self) -> None:
-        self._dispatch(self.handle_timers(self.loop.time()))
-
-    def _dispatch(self, tagged: list[Tagged]) -> None:
-        for name, action in tagged:
-            if isinstance(action, GroupStateChanged):
-                log.info(
-                    "VRRP_Group(%s) Syncing instances to %s state", action.group, action.state.value
-                )
-                for listener in self.group_listeners:
-                    listener(action)
-            else:
-                self.members[name].execute(action)
-        self._arm()
-
-    def _arm(self) -> None:
-        """Keep one alarm at or before the next deadline.
-
-        A deadline that moved later (a backup hearing the master's advert) keeps the
-        earlier alarm: it fires early, the machine does nothing, and it is re-armed then.
-        That spares a system call per received advert.
-        """
-        deadline = self.next_deadline()
-        armed = self._alarm.when
-        if armed is not None:
-            if deadline is not None and armed <= deadline:
-                return
-            self._alarm.disarm()
-        if deadline is not None:
-            self._alarm.arm(deadline)
-
-    def rearm(self) -> None:
-        """Arm the alarm for the machines' next deadline (a unit taking over running ones)."""
-        self._arm()
-
-    def close(self) -> None:
-        """Cancel the alarm and release it."""
-        self._alarm.close()
-
-
-class Solo(Unit):
-    """A single instance outside any sync group."""
-
-    def __init__(self, instance: VrrpInstance) -> None:
-        super().__init__(instance.loop)
-        self.fsm = instance.fsm
-        self.name = instance.name
-        self.members[instance.name] = instance
-
-    def handle(self, member: str, event: Event, now: float) -> list[Tagged]:
-        return [(member, a) for a in self.fsm.handle(event, now)]
-
-    def handle_timers(self, now: float) -> list[Tagged]:
-        return self.handle(self.name, Timer(), now)
-
-    def next_deadline(self) -> float | None:
-        return self.fsm.next_deadline()
-
-
-class Group(Unit):
-    """Instances of a ``vrrp_sync_group``, moving together."""
-
-    def __init__(self, name: str, instances: list[VrrpInstance]) -> None:
-        super().__init__(instances[0].loop)
-        self.sync = SyncGroup(name, [i.fsm for i in instances])
-        for inst in instances:
-            self.members[inst.name] = inst
-            inst.unit = self
-
-    def handle(self, member: str, event: Event, now: float) -> list[Tagged]:
-        return self.sync.handle(member, event, now)
-
-    def handle_timers(self, now: float) -> list[Tagged]:
-        return self.sync.handle_timers(now)
-
-    def next_deadline(self) -> float | None:
-        return self.sync.next_deadline()

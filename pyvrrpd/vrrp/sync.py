@@ -85,6 +85,11 @@ class SyncGroup:
         """Aggregate state: INIT until all started, FAULT if any member is, MASTER if all are."""
         return self._state
 
+    def takeover_at(self) -> float | None:
+        """Earliest time a backup member's timer may move the group to master."""
+        times = [t for m in self._members.values() if (t := m.takeover_at()) is not None]
+        return min(times) if times else None
+
     def next_deadline(self) -> float | None:
         """Earliest member deadline."""
         times = [t for m in self._members.values() if (t := m.next_deadline()) is not None]

@@ -5,7 +5,9 @@ with ``loop.add_reader`` and ``recvmsg``. IPv4 raw sockets hand over the whole I
 (header included: the TTL is read from it); IPv6 ones hand over the payload only and the
 hop limit and destination come as ancillary data. The socket is never bound to an address
 (that would hide multicast from it): the source address of sent packets is chosen per
-packet with IP_PKTINFO / IPV6_PKTINFO.
+packet with IP_PKTINFO / IPV6_PKTINFO. Each datagram carries the kernel's receive time
+(SO_TIMESTAMPNS), so the state machine's timers count from the advert's arrival, not from
+when the loop got round to it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import ipaddress
 import logging
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,6 +35,8 @@ _IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 _IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 _IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
 _IPV6_MULTICAST_ALL = 29
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_SCM_TIMESTAMPNS = _SO_TIMESTAMPNS
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,7 @@ class Datagram:
     dst: IPAddress | None
     hop_limit: int | None
     ifindex: int | None
+    rx_time: float | None = None  # arrival, on the loop's clock (time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,8 @@ def open_socket(opts: SocketOptions) -> socket.socket:
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, opts.ifname.encode())
+        with contextlib.suppress(OSError):  # without it, arrival is when the loop reads
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         if opts.rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, opts.rcvbuf)
         if opts.family == socket.AF_INET:
@@ -138,6 +146,15 @@ def parse_ancillary(
     return dst, hop, ifindex
 
 
+def rx_timestamp(ancdata: list[tuple[int, int, bytes]]) -> float | None:
+    """The kernel's receive time (CLOCK_REALTIME seconds) from SCM_TIMESTAMPNS, or None."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SCM_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack_from("=qq", data, 0)
+            return float(sec) + float(nsec) * 1e-9
+    return None
+
+
 def _pktinfo(opts: SocketOptions, src: IPAddress | None = None) -> list[tuple[int, int, bytes]]:
     """Ancillary data choosing the source address and interface of sent packets."""
     src = src if src is not None else opts.src
@@ -153,7 +170,7 @@ def _pktinfo(opts: SocketOptions, src: IPAddress | None = None) -> list[tuple[in
 class VrrpTransport:
     """A raw VRRP socket bound to an asyncio loop, calling ``on_datagram`` per packet."""
 
-    _ANC_SIZE = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) + 64
+    _ANC_SIZE = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) + socket.CMSG_SPACE(16) + 64
 
     def __init__(
         self,
@@ -171,6 +188,7 @@ class VrrpTransport:
         self.loop.add_reader(self.sock.fileno(), self._readable)
 
     def _readable(self) -> None:
+        v4 = self.opts.family == socket.AF_INET
         for _ in range(256):  # bounded so one busy socket cannot starve the loop
             try:
                 data, anc, _flags, addr = self.sock.recvmsg(65535, self._ANC_SIZE)
@@ -181,9 +199,20 @@ class VrrpTransport:
                 log.warning("VRRP receive error on %s: %s", self.opts.ifname, exc)
                 return
             try:
-                src = ipaddress.ip_address(addr[0].split("%", 1)[0])
-                dst, hop, ifindex = parse_ancillary(self.opts.family, anc)
-                self.on_datagram(Datagram(data, self.opts.family, src, dst, hop, ifindex))
+                stamp = rx_timestamp(anc)
+                at = None
+                if stamp is not None:  # realtime -> monotonic, both read now
+                    at = time.monotonic() - max(0.0, time.time() - stamp)
+                if v4 and len(data) >= 20:
+                    # The codec takes both addresses from the IP header; this source only
+                    # names the sender of a datagram too broken to decode.
+                    src4 = ipaddress.IPv4Address(data[12:16])
+                    dgram = Datagram(data, socket.AF_INET, src4, None, None, None, at)
+                else:
+                    src = ipaddress.ip_address(addr[0].split("%", 1)[0])
+                    dst, hop, ifindex = parse_ancillary(self.opts.family, anc)
+                    dgram = Datagram(data, self.opts.family, src, dst, hop, ifindex, at)
+                self.on_datagram(dgram)
             except Exception:  # the receive loop must never die on one packet
                 self.rx_errors += 1
                 log.exception("VRRP receive handler failed on %s", self.opts.ifname)

@@ -305,3 +305,23 @@ async def test_rules_added_and_removed(lab: Lab, r1: Host, net: LinuxBackend) ->
             await net.remove_rule(spec)
     assert "lookup 10" not in lab.ip("rule", ns=r1)
     assert "1002:" not in lab.ip("-6", "rule", ns=r1)
+
+
+async def test_address_changes_survive_the_interface_being_recreated(lab: Lab, r1: Host) -> None:
+    """The fast path caches interface indexes; a recreated interface is looked up again."""
+    lab.ip("link", "add", "d0", "type", "veth", "peer", "name", "d0p", ns=r1)
+    try:
+        async with LinuxBackend(r1.ns, fast=True) as net:
+            spec = vip("10.9.7.1/24", dev="d0")
+            await net.add_address(spec)
+            first = lab.ip("-o", "link", "show", "d0", ns=r1).split(":")[0]
+            lab.ip("link", "del", "d0", ns=r1)
+            await net.remove_address(spec)  # interface gone: success, nothing to do
+            lab.ip("link", "add", "d0", "type", "veth", "peer", "name", "d0p", ns=r1)
+            assert lab.ip("-o", "link", "show", "d0", ns=r1).split(":")[0] != first
+            await net.add_address(spec)  # stale index -> ENODEV -> looked up again
+            assert "10.9.7.1/24" in lab.ip("-4", "addr", "show", "dev", "d0", ns=r1)
+            await net.remove_address(spec)
+            assert "10.9.7.1" not in lab.ip("-4", "addr", "show", "dev", "d0", ns=r1)
+    finally:
+        subprocess.run(["ip", "-n", r1.ns, "link", "del", "d0"], capture_output=True)

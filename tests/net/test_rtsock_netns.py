@@ -261,3 +261,23 @@ def test_vrrp_only_daemon_never_imports_pyroute2(
     assert "| pyroute2" in log
     assert "cannot add route" not in log
     assert os.environ.get("PYTHONPROFILEIMPORTTIME") is None
+
+
+async def test_warm_changes_nothing_and_leaves_the_socket_usable(
+    lab: Lab, r1: Host, fast: LinuxBackend
+) -> None:
+    """warm(): a GETLINK whose replies are dropped, the index cached, frames built."""
+    before = lab.ip("-o", "addr", ns=r1)
+    specs = [
+        AddressSpec(address=ipaddress.ip_interface("10.8.0.77/24"), dev="eth0"),
+        AddressSpec(address=ipaddress.ip_interface("fd00:8::77/64"), dev="eth0"),
+        AddressSpec(address=ipaddress.ip_interface("10.8.9.9/24"), dev="nosuch0"),
+    ]
+    fast.warm(specs)
+    assert lab.ip("-o", "addr", ns=r1) == before  # nothing added
+    assert fast.rt._pending == {}  # the dropped replies left nothing waiting
+    await fast.add_address(specs[0])  # the next real request gets its own reply
+    try:
+        assert "10.8.0.77/24" in lab.ip("-o", "addr", ns=r1)
+    finally:
+        await fast.remove_address(specs[0])

@@ -506,3 +506,17 @@ def test_counters_and_status() -> None:
     assert (c.become_master, c.release_master, c.transitions) == (1, 1, 3)
     st = fsm.status()
     assert st.state is State.STOPPED and st.last_transition == 5.0
+
+
+def test_dry_run_shows_the_takeover_and_changes_nothing() -> None:
+    fsm = make(priority=100, garp_master_repeat=3)
+    fsm.handle(Start(), 0.0)
+    t = fsm.takeover_at()
+    assert t == fsm.next_deadline() == 3.0 + 156 / 256
+    before, counters = fsm.status(), fsm.counters
+    dry = fsm.dry_run(Timer(), t)
+    assert fsm.status() == before and fsm.counters == counters  # untouched
+    assert fsm.last_time == 0.0
+    assert dry == fsm.handle(Timer(), t)  # the real thing does exactly that
+    assert fsm.state is State.MASTER and fsm.takeover_at() is None
+    assert fsm.counters.become_master == 1
