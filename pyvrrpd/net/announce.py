@@ -26,6 +26,7 @@ class Announcer:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self.sent = 0
+        self._garps: dict[tuple[bytes, ipaddress.IPv4Address], bytes] = {}
 
     @classmethod
     async def open(cls, netns: str | None = None) -> Announcer:
@@ -37,14 +38,28 @@ class Announcer:
         self._sock.close()
 
     async def send_frame(self, ifname: str, frame: bytes, ethertype: int) -> None:
-        """Send one complete Ethernet frame out of `ifname`."""
-        loop = asyncio.get_running_loop()
-        await loop.sock_sendto(self._sock, frame, (ifname, ethertype))
+        """Send one complete Ethernet frame out of `ifname` (at once unless the socket's
+        buffer is full)."""
+        try:
+            self._sock.sendto(frame, (ifname, ethertype))
+        except (BlockingIOError, InterruptedError):
+            loop = asyncio.get_running_loop()
+            await loop.sock_sendto(self._sock, frame, (ifname, ethertype))
         self.sent += 1
+
+    def garp_frame(self, mac: bytes, address: ipaddress.IPv4Address) -> bytes:
+        """The gratuitous ARP of `address` from `mac` (built once: a takeover resends it)."""
+        key = (mac, address)
+        frame = self._garps.get(key)
+        if frame is None:
+            if len(self._garps) >= 4096:
+                self._garps.clear()
+            frame = self._garps[key] = build_garp(mac, address)
+        return frame
 
     async def garp(self, ifname: str, mac: bytes, address: ipaddress.IPv4Address) -> None:
         """Broadcast a gratuitous ARP request for `address` from `mac`."""
-        await self.send_frame(ifname, build_garp(mac, address), ETH_P_ARP)
+        await self.send_frame(ifname, self.garp_frame(mac, address), ETH_P_ARP)
 
     async def unsolicited_na(
         self, ifname: str, mac: bytes, address: ipaddress.IPv6Address, *, router: bool = False
