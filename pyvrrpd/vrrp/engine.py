@@ -20,7 +20,7 @@ from .netchange import change, minus
 from .packet import IPAddress
 from .priority import TrackerKind
 from .reload import InstanceView, VrrpReloadPlan, plan_reload
-from .rx_filter import Accepted, RxPolicy, inspect
+from .rx_filter import Accepted, AcceptedCache, RxPolicy, inspect
 from .settings import InstanceSettings, instance_settings
 from .statics import Statics, static_specs
 from .tracking import TrackerTable, follows_of
@@ -81,6 +81,7 @@ class VrrpEngine:
         self.rx_if: dict[str, str] = {}  # instance -> interface its socket is on
         self.transports: dict[SocketKey, VrrpTransport] = {}
         self.policies: dict[tuple[SocketKey, int], RxPolicy] = {}
+        self._accepted = AcceptedCache()
         self.by_vrid: dict[tuple[SocketKey, int], VrrpInstance] = {}
         self.drops: Counter[str] = Counter()  # drops not attributable to an instance
         self.groups: dict[str, Group] = {}
@@ -275,6 +276,12 @@ class VrrpEngine:
     # ---------------------------------------------------------------- receive
 
     def _on_datagram(self, key: SocketKey, dgram: Datagram) -> None:
+        seen = self._accepted.key(key, dgram.family, dgram.data, self.policies)
+        if seen is not None:
+            again = self._accepted.get(seen)
+            if again is not None:  # the master's advert, as last time: not decoded again
+                self.by_vrid[(key, again.vrid)].on_advert(again, dgram.rx_time)
+                return
         result = inspect(
             dgram.data,
             dgram.family,
@@ -284,6 +291,8 @@ class VrrpEngine:
             lambda vrid: self.policies.get((key, vrid)),
         )
         if isinstance(result, Accepted):
+            if seen is not None:
+                self._accepted.remember(seen, result)
             self.by_vrid[(key, result.vrid)].on_advert(result, dgram.rx_time)
             return
         inst = self.by_vrid.get((key, result.vrid)) if result.vrid is not None else None

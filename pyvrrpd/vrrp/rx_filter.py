@@ -205,3 +205,44 @@ def _check(
             Rx.ADDR_LIST, "advertised addresses differ from virtual_ipaddress", advert, src
         )
     return form
+
+
+class AcceptedCache:
+    """Adverts already accepted, by their bytes: a master sends the same one every interval.
+
+    Keyed by the socket and the whole IPv4 datagram but the IP header's identification and
+    checksum (TTL, addresses and payload included), for one receive policy table: when the
+    engine's table is replaced (start, reload) the cache empties. IPv6 datagrams (header
+    fields come as ancillary data) and dropped ones are not cached.
+    """
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._accepted: dict[tuple[object, bytes], Accepted] = {}
+        self._policies: object = None
+
+    def key(
+        self, sock: object, family: int, data: bytes, policies: object
+    ) -> tuple[object, bytes] | None:
+        """The cache key of a datagram (None: not cacheable); a new ``policies`` table
+        (compared by identity) empties the cache first."""
+        if family != socket.AF_INET or len(data) < 20:
+            return None
+        if policies is not self._policies:
+            self._accepted.clear()
+            self._policies = policies
+        return sock, data[:4] + data[6:10] + data[12:]
+
+    def get(self, key: tuple[object, bytes]) -> Accepted | None:
+        """The earlier verdict on the same datagram, or None."""
+        return self._accepted.get(key)
+
+    def remember(self, key: tuple[object, bytes], accepted: Accepted) -> None:
+        """Keep a verdict (the cache is emptied when it reaches :attr:`MAX`)."""
+        if len(self._accepted) >= self.MAX:
+            self._accepted.clear()
+        self._accepted[key] = accepted
+
+    def __len__(self) -> int:
+        return len(self._accepted)

@@ -178,3 +178,32 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
             lambda v: V3,
         )
         assert isinstance(r, Accepted | Dropped)
+
+
+def test_accepted_cache_keys_on_everything_but_ip_id_and_checksum() -> None:
+    from pyvrrpd.vrrp.rx_filter import AcceptedCache
+
+    cache = AcceptedCache()
+    policies = {("eth0", 51): V3}
+
+    def packet(**kw: object) -> bytes:
+        return encode_ipv4_packet(v3_advert(), src=SRC, dst=GROUP, mcast_group=GROUP, **kw)  # type: ignore[arg-type]
+
+    first = packet(ident=1)
+    key = cache.key("eth0", socket.AF_INET, first, policies)
+    assert key is not None and cache.get(key) is None
+    verdict = inspect(first, socket.AF_INET, SRC, GROUP, None, lambda vrid: V3)
+    assert isinstance(verdict, Accepted)
+    cache.remember(key, verdict)
+    again = packet(ident=2)  # a new IP ID (and so header checksum): the same advert
+    assert again != first
+    same = cache.key("eth0", socket.AF_INET, again, policies)
+    assert same == key and same is not None and cache.get(same) is verdict
+    for other in (packet(ttl=254), packet(ident=1, tos=0)):  # what the filters look at
+        differs = cache.key("eth0", socket.AF_INET, other, policies)
+        assert differs is not None and differs != key and cache.get(differs) is None
+    assert cache.key("eth1", socket.AF_INET, again, policies) != key  # another socket
+    assert cache.key("eth0", socket.AF_INET6, again, policies) is None  # IPv6: never
+    assert cache.key("eth0", socket.AF_INET, again[:19], policies) is None  # too short
+    cache.key("eth0", socket.AF_INET, again, dict(policies))  # a reload's new table
+    assert len(cache) == 0
