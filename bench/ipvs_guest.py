@@ -38,6 +38,7 @@ from bench.ipvs_vm import (
     restore_text,
     rip,
 )
+from tests import netlab
 
 WORK = Path(tempfile.gettempdir()) / f"ipvs-guest-{os.getpid()}"  # made by main()
 START_TIMEOUT = 420.0  # pyvrrpd's imports and 11,000-object config load, under TCG
@@ -97,14 +98,8 @@ def full(weights: dict[int, int] | None = None) -> Callable[[], bool]:
     return cond
 
 
-def wait_for(cond: Callable[[], bool], timeout: float, step: float = 0.25) -> float | None:
-    """Seconds until `cond` holds (None: timed out)."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return time.monotonic() - t0
-        time.sleep(step)
-    return None
+#: Seconds until a condition holds (None: timed out), polled every 0.25 s by default.
+wait_for = partial(netlab.wait_for, step=0.25)
 
 
 MISMATCHES: list[str] = []

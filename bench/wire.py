@@ -126,10 +126,7 @@ def start(lab: Lab, host: Host, impl: str, conf_text: str) -> Daemon:
 
 def kill_group(lab: Lab, d: Daemon) -> None:
     """kill -9 of the daemon's whole process group (keepalived's parent and children)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(d.proc.pid, signal.SIGKILL)
-    d.proc.wait(timeout=10)
-    lab.forget(d.proc.pid)
+    lab.kill_group(d.proc)
     time.sleep(0.05)
     reap_orphans()
 

@@ -20,6 +20,7 @@ namespaces, which deletes their links. :func:`sweep_stale` removes leftovers of 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import secrets
@@ -29,7 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -37,6 +38,16 @@ from typing import Any
 
 ROOT_PREFIX = "pvl"
 NETNS_DIR = Path("/run/netns")
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, step: float = 0.02) -> float | None:
+    """Poll ``cond`` until true; return the seconds it took, or None on timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if cond():
+            return time.monotonic() - start
+        time.sleep(step)
+    return None
 
 
 def have_root_netns() -> bool:
@@ -298,6 +309,13 @@ class Lab:
     def forget(self, pid: int) -> None:
         """Stop tracking a PID that has been reaped."""
         self.pids.discard(pid)
+
+    def kill_group(self, proc: subprocess.Popen[Any]) -> None:
+        """``kill -9`` of a popen'd process's whole group (no clean-up of any kind)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        self.forget(proc.pid)
 
     def stop(self, proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> int:
         """Signal a process started by popen, wait for it and return its exit status."""

@@ -14,7 +14,7 @@ import contextlib
 import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -180,13 +180,16 @@ class VrrpInstance:
             self._queue.put_nowait(action)
 
     def _send_advert(self, action: SendAdvert) -> None:
-        s = self.settings
         interval_cs = round(action.interval * 100)
-        targets = s.peers if s.unicast else (s.mcast_group,)
-        for dst in targets:
+        for dst in self._targets():
             payload = self._payload(action.priority, interval_cs, dst)
             if not self.sender.send(payload, dst, self.address):
                 self.tx_failures += 1
+
+    def _targets(self) -> Iterable[IPAddress]:
+        """Where adverts go: the unicast peers, or the multicast group."""
+        s = self.settings
+        return s.peers if s.unicast else (s.mcast_group,)
 
     def _payload(self, priority: int, interval_cs: int, dst: IPAddress) -> bytes:
         """The encoded advert, built once per (priority, interval, destination) for the
@@ -223,7 +226,7 @@ class VrrpInstance:
         address requests and announcements (side-effect free)."""
         s = self.settings
         interval_cs = round(s.advert_int * 100)
-        for dst in s.peers if s.unicast else (s.mcast_group,):
+        for dst in self._targets():
             self._payload(self.fsm.priority, interval_cs, dst)
         self.net.warm((*s.vips, *s.excluded_vips))
 

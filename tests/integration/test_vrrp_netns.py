@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
@@ -28,9 +26,7 @@ def steady(lab: Lab, hosts: list[Host], ip: str, expect: list[str], seconds: flo
 
 
 def kill9(lab: Lab, d: Daemon) -> None:
-    os.killpg(d.proc.pid, signal.SIGKILL)
-    d.proc.wait()
-    lab.forget(d.proc.pid)
+    lab.kill_group(d.proc)
 
 
 def pair(lab: Lab, conf_a: str, conf_b: str) -> tuple[Host, Host, Daemon, Daemon]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.netlab import Host, Lab
+from tests.netlab import wait_for as wait_for  # re-exported for the tests
 
 
 def instance_conf(
@@ -103,13 +103,3 @@ def has_address(lab: Lab, host: Host, addr: str) -> bool:
 def holders(lab: Lab, hosts: Sequence[Host], addr: str) -> list[str]:
     """Names of the hosts that hold ``addr``."""
     return [h.name for h in hosts if has_address(lab, h, addr)]
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, step: float = 0.02) -> float | None:
-    """Poll ``cond`` until true; return the seconds it took, or None on timeout."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if cond():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None

@@ -251,9 +251,7 @@ class LvsLab:
     def kill_daemon(self) -> None:
         """``kill -9`` of the daemon's process group."""
         assert self.daemon is not None
-        os.killpg(self.daemon.pid, signal.SIGKILL)
-        self.daemon.wait(timeout=10)
-        self.lab.forget(self.daemon.pid)
+        self.lab.kill_group(self.daemon)
         self.daemon = None
 
     # -- observing -----------------------------------------------------------------

@@ -7,18 +7,19 @@ functions that do that (host-tested in tests/ipvs/test_edits.py).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests import netlab
 from tests.netlab import Host, Lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,9 +132,7 @@ class Director:
     def kill9(self) -> None:
         """``kill -9`` of the daemon's process group (no clean-up of any kind)."""
         assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.lab.forget(self.proc.pid)
+        self.lab.kill_group(self.proc)
         self.proc = None
 
     def stop(self) -> int:
@@ -363,11 +362,5 @@ def flaps(
     ]
 
 
-def wait_for(cond: Callable[[], bool], timeout: float, step: float = 0.2) -> float | None:
-    """Seconds until `cond` held, or None after `timeout`."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if cond():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
+#: Seconds until a condition held, or None after the timeout (polled every 0.2 s).
+wait_for = functools.partial(netlab.wait_for, step=0.2)
