@@ -98,8 +98,9 @@ def full(weights: dict[int, int] | None = None) -> Callable[[], bool]:
     return cond
 
 
-#: Seconds until a condition holds (None: timed out), polled every 0.25 s by default.
-wait_for = partial(netlab.wait_for, step=0.25)
+def wait_for(cond: Callable[[], bool], timeout: float, step: float = 0.25) -> float | None:
+    """:func:`tests.netlab.wait_for`, polling every 0.25 s by default (the VM is slow)."""
+    return netlab.wait_for(cond, timeout, step)
 
 
 MISMATCHES: list[str] = []

@@ -7,14 +7,13 @@ functions that do that (host-tested in tests/ipvs/test_edits.py).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -362,5 +361,6 @@ def flaps(
     ]
 
 
-#: Seconds until a condition held, or None after the timeout (polled every 0.2 s).
-wait_for = functools.partial(netlab.wait_for, step=0.2)
+def wait_for(cond: Callable[[], bool], timeout: float, step: float = 0.2) -> float | None:
+    """:func:`tests.netlab.wait_for`, polling every 0.2 s by default (the VM is slow)."""
+    return netlab.wait_for(cond, timeout, step)
