@@ -23,7 +23,14 @@ from pyvrrpd.scripts import (
     shell_command,
     split_script,
 )
-from tests.script_helpers import kill_quietly, pid_alive, public_dir, wait_file, write_script
+from tests.script_helpers import (
+    kill_quietly,
+    pid_alive,
+    public_dir,
+    wait_dead,
+    wait_file,
+    write_script,
+)
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root (file ownership, setuid)")
@@ -220,7 +227,7 @@ async def test_timeout_kills_whole_process_group(tmp_path: Path) -> None:
         assert outcome.describe() == "timed out after 0.5s"
         assert elapsed < 1.4  # SIGTERM worked, no wait for the grace period
         assert not pid_alive(leader)
-        assert not pid_alive(child)
+        assert wait_dead(child)  # SIGKILL of the group may take a moment to land
     finally:
         kill_quietly(child)
 
@@ -235,7 +242,7 @@ async def test_timeout_sigkills_group_ignoring_sigterm(tmp_path: Path) -> None:
     try:
         assert outcome.timed_out
         assert outcome.returncode == -signal.SIGKILL
-        assert not pid_alive(child)
+        assert wait_dead(child)
     finally:
         kill_quietly(child)
 
